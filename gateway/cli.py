@@ -1,0 +1,138 @@
+"""The `gateway` command: serve, check, openapi, routes, schema.
+
+    gateway serve [--config-dir DIR] [--host H] [--port P]
+    gateway check [--config-dir DIR]          exit 0 clean, 1 with every error listed
+    gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
+    gateway routes                            id, method, path, upstream, auth, status
+    gateway schema [--check]                  write (or verify) schemas/config/*.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from gateway.compiler.build import compile_config
+from gateway.config.load import load
+from gateway.errors import ConfigErrors
+from gateway.snapshot import Snapshot
+
+__all__ = ["main"]
+
+
+def _snapshot_or_exit(config_dir: Path) -> Snapshot:
+    try:
+        return compile_config(load(config_dir))
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        count = len(exc.errors)
+        print(f"{count} error{'s' if count != 1 else ''} in {config_dir}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    snapshot = _snapshot_or_exit(args.config_dir)
+    errors = [issue for issue in snapshot.lint if issue.level == "error"]
+    for issue in snapshot.lint:
+        print(issue, file=sys.stderr if issue.level == "error" else sys.stdout)
+    for route_id, reason in snapshot.unconfigured.items():
+        print(f"note: route {route_id} answers 503 until configured: {reason}")
+    profiles = ", ".join(snapshot.profiles) or "none"
+    print(f"{len(snapshot.routes)} routes, profiles: {profiles}, version {snapshot.version}: "
+          f"{'FAILED' if errors else 'ok'}")
+    return 1 if errors else 0
+
+
+def _cmd_openapi(args: argparse.Namespace) -> int:
+    snapshot = _snapshot_or_exit(args.config_dir)
+    if args.profile is None:
+        document = dict(snapshot.openapi)
+    elif args.profile in snapshot.profiles:
+        document = dict(snapshot.profiles[args.profile])
+    else:
+        known = ", ".join(sorted(snapshot.profiles)) or "none"
+        print(f"no profile `{args.profile}` (known: {known})", file=sys.stderr)
+        return 1
+    if args.format == "yaml":
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    else:
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_routes(args: argparse.Namespace) -> int:
+    snapshot = _snapshot_or_exit(args.config_dir)
+    rows = [("ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS")]
+    for route in snapshot.routes:
+        auth = route.auth.id if route.auth else "none"
+        upstream = route.upstream_name or ("(static)" if route.static else "-")
+        rows.append((route.id, route.method, route.path, upstream, auth, route.status_text))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.config.jsonschema import write_schemas
+
+    stale = write_schemas(args.config_dir / "schemas" / "config", check=args.check)
+    if args.check and stale:
+        for path in stale:
+            print(f"{path} is out of date: run `gateway schema`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.serve.run import serve
+
+    return serve(args.config_dir, args.host, args.port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="YAML-configured integration gateway")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config-dir", type=Path, default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
+                         help="folder with gateway.yaml and routes.d/ (default: current directory)")
+        return sub
+
+    serve = command("serve", "serve the configured routes")
+    serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
+    serve.set_defaults(run=_cmd_serve)
+    command("check", "load, compile and lint the configuration").set_defaults(run=_cmd_check)
+    openapi = command("openapi", "print the merged OpenAPI document or one profile")
+    openapi.add_argument("--profile")
+    openapi.add_argument("--format", choices=("json", "yaml"), default="json")
+    openapi.add_argument("--output")
+    openapi.set_defaults(run=_cmd_openapi)
+    command("routes", "list the routes and their status").set_defaults(run=_cmd_routes)
+    schema = command("schema", "write the JSON Schemas of the config files to schemas/config/")
+    schema.add_argument("--check", action="store_true", help="fail if the files are out of date")
+    schema.set_defaults(run=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,491 @@
+"""compile_config(config) -> Snapshot: resolve, check and compile a loaded configuration.
+
+Pure: no I/O. Every cross-reference mistake is collected with its file:line:col and raised
+together as ConfigErrors; nothing is partially compiled. Conditions that are not mistakes
+(a secret not set) are recorded on the route, which then answers 503.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import msgspec
+from litestar.config.cors import CORSConfig
+
+from gateway.compiler.openapi import build_documents
+from gateway.compiler.templates import REQUEST_NAMES, RESPONSE_NAMES, TemplateCompiler
+from gateway.compiler.validation import (
+    PATH_PARAM,
+    ParamValidator,
+    body_validator,
+    path_params,
+    rewrite_refs,
+)
+from gateway.config.interpolate import MissingVariable
+from gateway.config.load import Config, LoadedRoutes
+from gateway.config.model import (
+    ApiKeyAuth,
+    BearerAuth,
+    HeaderAuth,
+    InboundAuth,
+    Param,
+    PassthroughAuth,
+    Retry,
+    Route,
+    Upstream,
+)
+from gateway.config.source import SourceFile
+from gateway.errors import ConfigError, ConfigErrors
+from gateway.snapshot import (
+    CompiledRoute,
+    InboundAuthSpec,
+    RetryPolicy,
+    RouteTable,
+    Snapshot,
+    UpstreamSettings,
+)
+
+__all__ = ["RESERVED_PREFIXES", "compile_config"]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_BACKOFF = 0.2
+RESERVED_PATHS = frozenset({"/", "/health", "/ready", "/openapi.json", "/openapi.yaml", "/docs"})
+RESERVED_PREFIXES = ("/actions/", "/.well-known/", "/admin/", "/oauth/", "/metrics", "/mcp")
+
+
+def compile_config(config: Config) -> Snapshot:
+    """Compile ``config`` into a Snapshot, or raise ConfigErrors listing every mistake."""
+    return _Compiler(config).run()
+
+
+class _Compiler:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.errors: list[ConfigError] = []
+        self.templates = TemplateCompiler()
+        self.gateway_source = config.gateway_source
+        # Where each route id and each method+path was first seen, for duplicate reports.
+        self.seen_routes: dict[str, list[tuple[SourceFile, str]]] = {}
+        self.seen_paths: dict[tuple[str, str], list[tuple[SourceFile, str, str]]] = {}
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def error(self, source: SourceFile | None, path: str, message: str) -> None:
+        if source is None:  # defaults of a missing gateway.yaml
+            self.errors.append(ConfigError("gateway.yaml", 0, 0, message, path))
+        else:
+            self.errors.append(source.error(path, message))
+
+    def template(self, source: SourceFile, path: str, text: str | None, names: frozenset[str]) -> Any:
+        if text is None:
+            return None
+        compiled = self.templates.compile(text, names)
+        if isinstance(compiled, str):
+            self.error(source, path, compiled)
+            return None
+        return compiled
+
+    # --- pipeline --------------------------------------------------------------------------
+
+    def run(self) -> Snapshot:
+        gateway = self.config.gateway
+        schemas = self.compile_schemas()
+        auth_specs, auth_missing = self.compile_auth(gateway.auth)
+        defaults_auth = gateway.defaults.auth
+        if defaults_auth != "none" and defaults_auth not in auth_specs:
+            self.error(self.gateway_source, "$.defaults.auth", self.unknown_auth(defaults_auth, auth_specs))
+
+        upstreams = self.compile_upstreams()
+        routes: list[CompiledRoute] = []
+        for loaded in self.config.route_files:
+            for index, route in enumerate(loaded.content.routes):
+                compiled = self.compile_route(
+                    loaded, index, route, upstreams, auth_specs, auth_missing, schemas
+                )
+                if compiled is not None:
+                    routes.append(compiled)
+        self.check_duplicates()
+        table = self.build_table(routes)
+        documents = build_documents(self.config, routes, schemas, auth_specs)
+        for message, path in documents.errors:
+            self.error(self.gateway_source, path, message)
+        if self.errors:
+            raise ConfigErrors(self.errors)
+
+        cors = gateway.cors
+        secrets = {secret for source in self.config.sources() for secret in source.secrets}
+        secrets |= {key.decode() for spec in auth_specs.values() for key in spec.keys}
+        return Snapshot(
+            version=self.version(),
+            routes=tuple(routes),
+            table=table,
+            openapi=documents.merged,
+            profiles=documents.profiles,
+            ai_plugin=documents.ai_plugin,
+            lint=documents.lint,
+            cors=CORSConfig(
+                allow_origins=list(cors.allow_origins),
+                allow_methods=list(cors.allow_methods),  # type: ignore[arg-type]
+                allow_headers=list(cors.allow_headers),
+                allow_credentials=cors.allow_credentials,
+                expose_headers=list(cors.expose_headers),
+                max_age=cors.max_age,
+            ),
+            public_url=gateway.server.public_url.rstrip("/"),
+            access_log=gateway.server.access_log,
+            max_body_bytes=gateway.server.max_body_bytes,
+            upstreams={settings.name: settings for settings, _ in upstreams.values()},
+            unconfigured={r.id: r.unconfigured for r in routes if r.unconfigured},
+            secrets=frozenset(secret for secret in secrets if len(secret) >= 4),
+        )
+
+    def version(self) -> str:
+        """Content hash of everything that was decoded, interpolated values included."""
+        digest = hashlib.sha256()
+        digest.update(msgspec.json.encode(self.config.gateway))
+        for loaded in self.config.route_files:
+            digest.update(loaded.source.name.encode())
+            digest.update(msgspec.json.encode(loaded.content))
+        for schema in self.config.schemas:
+            digest.update(schema.name.encode())
+            digest.update(msgspec.json.encode(schema.schema))
+        return digest.hexdigest()[:12]
+
+    # --- schemas ---------------------------------------------------------------------------
+
+    def compile_schemas(self) -> dict[str, Any]:
+        known = {schema.name for schema in self.config.schemas}
+        compiled: dict[str, Any] = {}
+        for loaded in self.config.schemas:
+            missing: list[str] = []
+            schema = rewrite_refs(loaded.schema, known, missing)
+            for ref in missing:
+                self.error(loaded.source, "$", self.unknown_schema(ref, known))
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                self.error(loaded.source, _schema_path(exc), f"invalid JSON Schema: {exc.message}")
+            compiled[loaded.name] = schema
+        return compiled
+
+    @staticmethod
+    def unknown_schema(ref: str, known: set[str]) -> str:
+        listed = ", ".join(sorted(known)) or "none"
+        return f"schema `{ref}` does not exist in schemas/ (known: {listed})"
+
+    # --- inbound auth ----------------------------------------------------------------------
+
+    def compile_auth(
+        self, schemes: list[InboundAuth]
+    ) -> tuple[dict[str, InboundAuthSpec], dict[str, list[str]]]:
+        specs: dict[str, InboundAuthSpec] = {}
+        missing: dict[str, list[str]] = {}
+        gateway_missing = self.gateway_source.missing if self.gateway_source else ()
+        for index, scheme in enumerate(schemes):
+            path = f"$.auth[{index}]"
+            if scheme.id in specs or scheme.id == "none":
+                self.error(self.gateway_source, f"{path}.id", f"auth scheme `{scheme.id}` is declared twice")
+                continue
+            variables = _missing_under(gateway_missing, path)
+            if variables:
+                missing[scheme.id] = variables
+            if isinstance(scheme, ApiKeyAuth):
+                keys = tuple(key.encode() for key in scheme.keys if key)
+                if not keys and not variables:
+                    self.error(self.gateway_source, f"{path}.keys", "at least one key is required")
+                specs[scheme.id] = InboundAuthSpec(
+                    scheme.id, "api_key", keys=keys, header=scheme.header, query=scheme.query
+                )
+            else:
+                specs[scheme.id] = InboundAuthSpec(
+                    scheme.id, "bearer_passthrough", jwt_only=scheme.format == "jwt"
+                )
+        return specs, missing
+
+    @staticmethod
+    def unknown_auth(name: str, specs: dict[str, InboundAuthSpec]) -> str:
+        known = ", ".join(["none", *sorted(specs)])
+        return f"auth scheme `{name}` is not declared in gateway.yaml (known: {known})"
+
+    # --- upstreams -------------------------------------------------------------------------
+
+    def compile_upstreams(self) -> dict[str, tuple[UpstreamSettings, LoadedRoutes]]:
+        found: dict[str, tuple[UpstreamSettings, LoadedRoutes]] = {}
+        defaults = self.config.gateway.defaults
+        for loaded in self.config.route_files:
+            upstream = loaded.content.upstream
+            if upstream is None:
+                continue
+            if upstream.name in found:
+                other = found[upstream.name][1].source
+                self.error(
+                    loaded.source,
+                    "$.upstream.name",
+                    f"upstream `{upstream.name}` is already declared in {other.name}",
+                )
+                continue
+            url = urlsplit(upstream.base_url)
+            unset = _missing_under(loaded.source.missing, "$.upstream.base_url")
+            if not unset and (url.scheme not in ("http", "https") or not url.hostname):
+                self.error(
+                    loaded.source,
+                    "$.upstream.base_url",
+                    f"expected an absolute http(s) URL, got {upstream.base_url!r}",
+                )
+            settings = UpstreamSettings(
+                name=upstream.name,
+                base_url=upstream.base_url.rstrip("/"),
+                timeout=upstream.timeout or defaults.timeout or DEFAULT_TIMEOUT,
+                connect_timeout=upstream.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+                max_connections=upstream.max_connections,
+            )
+            found[upstream.name] = (settings, loaded)
+        return found
+
+    # --- routes ----------------------------------------------------------------------------
+
+    def compile_route(
+        self,
+        loaded: LoadedRoutes,
+        index: int,
+        route: Route,
+        upstreams: dict[str, tuple[UpstreamSettings, LoadedRoutes]],
+        auth_specs: dict[str, InboundAuthSpec],
+        auth_missing: dict[str, list[str]],
+        schemas: dict[str, Any],
+    ) -> CompiledRoute | None:
+        source = loaded.source
+        path = f"$.routes[{index}]"
+        errors_before = len(self.errors)
+        self.seen_routes.setdefault(route.id, []).append((source, f"{path}.id"))
+        self.seen_paths.setdefault((route.method, _shape(route.path)), []).append(
+            (source, f"{path}.path", route.id)
+        )
+
+        if route.path in RESERVED_PATHS or route.path.startswith(RESERVED_PREFIXES):
+            self.error(source, f"{path}.path", f"path `{route.path}` is reserved by the gateway")
+
+        upstream = loaded.content.upstream
+        if upstream is None and not route.static:
+            self.error(
+                source,
+                path,
+                f"route `{route.id}` has no upstream: add `upstream:` to {source.name} "
+                "or set `static: true`",
+            )
+        if route.static and route.response.body is None:
+            self.error(source, f"{path}.response", "a static route needs `response.body`")
+
+        auth_name = route.auth or self.config.gateway.defaults.auth
+        auth = None
+        if auth_name != "none":
+            auth = auth_specs.get(auth_name)
+            if auth is None:
+                self.error(source, f"{path}.auth", self.unknown_auth(auth_name, auth_specs))
+
+        path_params = self.path_params(source, path, route)
+        body = None
+        if route.body is not None:
+            missing: list[str] = []
+            schema = rewrite_refs(route.body.schema, set(schemas), missing)
+            for ref in missing:
+                self.error(source, f"{path}.body.schema", self.unknown_schema(ref, set(schemas)))
+            try:
+                jsonschema.Draft202012Validator.check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                where = f"{path}.body.schema{_schema_path(exc)[1:]}"
+                self.error(source, where, f"invalid JSON Schema: {exc.message}")
+            else:
+                if not missing:
+                    body = body_validator(schema, schemas)
+        for kind, params in (("query", route.query), ("path_params", route.path_params)):
+            self.check_params(source, f"{path}.{kind}", params)
+
+        call = route.upstream
+        names = REQUEST_NAMES
+        # By default the upstream path is the route's, its `{name}` parameters filled in.
+        default_path = PATH_PARAM.sub(r"{{ path.\1 }}", route.path)
+        upstream_path = self.template(source, f"{path}.upstream.path", call.path or default_path, names)
+        upstream_query = None
+        if call.query is not None:
+            upstream_query = {
+                key: self.template(source, f"{path}.upstream.query.{key}", value, names)
+                for key, value in call.query.items()
+            }
+        upstream_headers = {
+            key: self.template(source, f"{path}.upstream.headers.{key}", value, names)
+            for key, value in call.headers.items()
+        }
+        upstream_body = self.template(source, f"{path}.upstream.body", call.body, names)
+        response = route.response
+        response_body = self.template(source, f"{path}.response.body", response.body, RESPONSE_NAMES)
+        fail_when = self.template(source, f"{path}.response.fail_when", response.fail_when, RESPONSE_NAMES)
+        fail_message = self.template(
+            source, f"{path}.response.fail_message", response.fail_message, RESPONSE_NAMES
+        )
+
+        if len(self.errors) > errors_before:
+            return None
+
+        settings = None
+        if upstream is not None and upstream.name in upstreams:
+            settings = upstreams[upstream.name][0]
+        static_headers, passthrough = _outbound_headers(upstream)
+        line = source.locate(path)[0]
+        return CompiledRoute(
+            id=route.id,
+            method=route.method,
+            path=route.path,
+            file=source.name,
+            line=line,
+            upstream_name=upstream.name if upstream else None,
+            upstream=None if route.static else settings,
+            auth=auth,
+            query_validator=ParamValidator.build("query", route.query),
+            path_validator=ParamValidator.build("path", path_params),
+            body_validator=body,
+            body_required=route.body.required if route.body else False,
+            static=route.static,
+            upstream_method=call.method or route.method,
+            upstream_path=upstream_path,
+            upstream_query=upstream_query,
+            upstream_headers=upstream_headers,
+            upstream_body=upstream_body,
+            static_headers=static_headers,
+            passthrough_header=passthrough,
+            response_body=response_body,
+            response_status=response.status,
+            fail_when=fail_when,
+            fail_message=fail_message,
+            max_chars=response.max_chars or self.config.gateway.defaults.max_response_chars,
+            timeout=route.timeout or (settings.timeout if settings else DEFAULT_TIMEOUT),
+            retry=self.retry_policy(route, upstream),
+            unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing),
+        )
+
+    def path_params(self, source: SourceFile, path: str, route: Route) -> list[Param]:
+        in_path = PATH_PARAM.findall(route.path)
+        if len(set(in_path)) != len(in_path):
+            self.error(source, f"{path}.path", f"path `{route.path}` repeats a parameter name")
+        for index, param in enumerate(route.path_params):
+            if param.name not in in_path:
+                self.error(
+                    source,
+                    f"{path}.path_params[{index}].name",
+                    f"path parameter `{param.name}` does not appear in `{route.path}`",
+                )
+        return path_params(route)
+
+    def check_params(self, source: SourceFile, path: str, params: list[Param]) -> None:
+        seen: set[str] = set()
+        for index, param in enumerate(params):
+            if param.name in seen:
+                self.error(source, f"{path}[{index}].name", f"parameter `{param.name}` is declared twice")
+            seen.add(param.name)
+            if param.pattern is not None:
+                try:
+                    re.compile(param.pattern)
+                except re.error as exc:
+                    self.error(source, f"{path}[{index}].pattern", f"invalid regular expression: {exc}")
+
+    def retry_policy(self, route: Route, upstream: Upstream | None) -> RetryPolicy:
+        retry: Retry | None = route.retry or (upstream.retry if upstream else None)
+        retry = retry or self.config.gateway.defaults.retry
+        if retry is None:
+            return RetryPolicy(1, frozenset(), 0.0)
+        return RetryPolicy(retry.attempts, frozenset(retry.on_status), retry.backoff or DEFAULT_BACKOFF)
+
+    def unconfigured(
+        self,
+        loaded: LoadedRoutes,
+        index: int,
+        upstream: Upstream | None,
+        auth_name: str,
+        auth_missing: dict[str, list[str]],
+    ) -> str | None:
+        missing = loaded.source.missing
+        if upstream is not None and (variables := _missing_under(missing, "$.upstream")):
+            return f'upstream "{upstream.name}" is not configured: set {", ".join(variables)}'
+        if variables := _missing_under(missing, f"$.routes[{index}]"):
+            route_id = loaded.content.routes[index].id
+            return f'route "{route_id}" is not configured: set {", ".join(variables)}'
+        if auth_name in auth_missing:
+            return f'auth "{auth_name}" is not configured: set {", ".join(auth_missing[auth_name])}'
+        return None
+
+    # --- whole-table checks ----------------------------------------------------------------
+
+    def check_duplicates(self) -> None:
+        for route_id, places in self.seen_routes.items():
+            for source, path in places[1:]:
+                first, first_path = places[0]
+                line, column = first.locate(first_path)
+                self.error(
+                    source, path, f"route id `{route_id}` is already used at {first.name}:{line}:{column}"
+                )
+        for (method, _), places in self.seen_paths.items():
+            for source, path, route_id in places[1:]:
+                first, first_path, first_id = places[0]
+                line, column = first.locate(first_path)
+                self.error(
+                    source,
+                    path,
+                    f"{method} path of route `{route_id}` is already served by route `{first_id}` "
+                    f"at {first.name}:{line}:{column}",
+                )
+
+    def build_table(self, routes: list[CompiledRoute]) -> RouteTable:
+        exact: dict[tuple[str, str], CompiledRoute] = {}
+        patterns = []
+        methods: dict[str, set[str]] = defaultdict(set)
+        for route in routes:
+            if "{" in route.path:
+                regex = PATH_PARAM.sub(r"(?P<\1>[^/]+)", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}"))
+                patterns.append((route.method, re.compile(regex), route))
+            else:
+                exact[(route.method, route.path)] = route
+                methods[route.path].add(route.method)
+        frozen = {path: frozenset(found) for path, found in methods.items()}
+        return RouteTable(exact, tuple(patterns), frozen)
+
+
+def _missing_under(missing: tuple[MissingVariable, ...], prefix: str) -> list[str]:
+    found = [
+        item.variable
+        for item in missing
+        if item.path == prefix or item.path.startswith((prefix + ".", prefix + "["))
+    ]
+    return sorted(set(found))
+
+
+def _shape(path: str) -> str:
+    """`/a/{id}` and `/a/{name}` are the same route path."""
+    return PATH_PARAM.sub("{}", path)
+
+
+def _schema_path(exc: jsonschema.SchemaError) -> str:
+    path = "$"
+    for part in exc.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _outbound_headers(upstream: Upstream | None) -> tuple[dict[str, str], str | None]:
+    """Static headers of every call (upstream headers + credentials), and a passthrough header."""
+    if upstream is None:
+        return {}, None
+    headers = dict(upstream.headers)
+    auth = upstream.auth
+    if isinstance(auth, BearerAuth):
+        headers["Authorization"] = f"Bearer {auth.token}"
+    elif isinstance(auth, HeaderAuth):
+        headers[auth.name] = auth.value
+    elif isinstance(auth, PassthroughAuth):
+        return headers, auth.header
+    return headers, None

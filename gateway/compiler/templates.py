@@ -1,0 +1,109 @@
+"""Jinja2 templates in a sandboxed environment with native types, compiled once per snapshot.
+
+``{{ query.per_page }}`` renders the int 20, ``{{ {"q": body.query} }}`` a dict. Templates may
+only read the variables their place offers (``request`` names for request templates, the
+upstream answer for response templates); anything else is a compile error, not a 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import jinja2.meta
+from jinja2.nativetypes import NativeEnvironment
+from jinja2.sandbox import SandboxedEnvironment
+
+__all__ = [
+    "REQUEST_NAMES",
+    "RESPONSE_NAMES",
+    "CompiledTemplate",
+    "TemplateCompiler",
+    "html_to_text",
+]
+
+REQUEST_NAMES = frozenset({"query", "path", "headers", "body", "route", "request_id", "auth"})
+RESPONSE_NAMES = REQUEST_NAMES | {"status", "upstream_headers", "request"}
+
+
+class _SandboxedNativeEnvironment(SandboxedEnvironment, NativeEnvironment):
+    """Sandboxed (no attribute escapes) and native (values keep their Python type)."""
+
+
+def pick(value: Any, *keys: str) -> Any:
+    """`{{ item | pick('id', 'title') }}`: a dict with only these keys (missing keys skipped)."""
+    if isinstance(value, Mapping):
+        return {key: value[key] for key in keys if key in value}
+    return value
+
+
+_BLOCK_TAGS = re.compile(r"</?(p|div|br|li|tr|h[1-6])\b[^>]*>", re.I)
+_TAGS = re.compile(r"<[^>]+>")
+_SCRIPTS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.I | re.S)
+_BLANK_LINES = re.compile(r"\n\s*\n+")
+
+
+def html_to_text(value: Any) -> str:
+    """`{{ body | html_to_text }}`: tags dropped, block tags become line breaks, entities decoded."""
+    text = _SCRIPTS.sub("", str(value or ""))
+    text = _BLOCK_TAGS.sub("\n", text)
+    text = html.unescape(_TAGS.sub("", text))
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledTemplate:
+    """A compiled template; ``render(context)`` returns a native Python value."""
+
+    source: str
+    template: jinja2.Template
+    constant: bool
+
+    def render(self, context: Mapping[str, Any]) -> Any:
+        if self.constant:
+            return self.source
+        return self.template.render(context)
+
+    def render_text(self, context: Mapping[str, Any]) -> str:
+        value = self.render(context)
+        return "" if value is None else value if isinstance(value, str) else _tojson(value)
+
+
+class TemplateCompiler:
+    """Compiles templates for one snapshot; errors are returned as text, never raised."""
+
+    def __init__(self) -> None:
+        env = _SandboxedNativeEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+        env.filters.update(pick=pick, html_to_text=html_to_text, tojson=_tojson)
+        env.globals.update(now_iso=now_iso)
+        self._env = env
+
+    def compile(self, source: str, allowed: Iterable[str]) -> CompiledTemplate | str:
+        """A compiled template, or the message saying why ``source`` is not one."""
+        try:
+            tree = self._env.parse(source)
+            unknown = sorted(jinja2.meta.find_undeclared_variables(tree) - set(allowed))
+            if unknown:
+                names = ", ".join(f"`{name}`" for name in unknown)
+                available = ", ".join(sorted(allowed))
+                return f"template uses unknown variable {names} (available: {available})"
+            template = self._env.from_string(tree)
+        except jinja2.TemplateSyntaxError as exc:
+            return f"template syntax error on its line {exc.lineno}: {exc.message}"
+        constant = "{{" not in source and "{%" not in source and "{#" not in source
+        return CompiledTemplate(source, template, constant)

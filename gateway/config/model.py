@@ -1,0 +1,287 @@
+"""The configuration language: frozen, strict msgspec Structs and nothing else.
+
+``gateway.yaml`` decodes into :class:`GatewayFile`; each ``routes.d/*.yaml`` into
+:class:`RouteFile`. Unknown keys are errors (typos must not pass silently). Lists of items
+with an ``id`` or ``name`` are used instead of maps so that error paths keep their place.
+Optional settings default to ``None`` meaning "inherit": defaults -> upstream -> route.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from gateway.config.fields import (
+    Duration,
+    HeaderName,
+    HttpMethod,
+    Identifier,
+    ParamName,
+    RoutePath,
+)
+
+__all__ = [
+    "ApiKeyAuth",
+    "BearerAuth",
+    "BearerPassthroughAuth",
+    "BodySpec",
+    "CorsSettings",
+    "Defaults",
+    "GatewayFile",
+    "HeaderAuth",
+    "InboundAuth",
+    "Info",
+    "NoOutboundAuth",
+    "OutboundAuth",
+    "Param",
+    "PassthroughAuth",
+    "Profile",
+    "ResponseSpec",
+    "Retry",
+    "Route",
+    "RouteFile",
+    "Server",
+    "Upstream",
+    "UpstreamCall",
+]
+
+Template = Annotated[str, msgspec.Meta(description="A Jinja2 template (sandboxed, native types).")]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+StatusCode = Annotated[int, msgspec.Meta(ge=100, le=599)]
+
+
+class Base(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """Shared options: unknown fields are errors, instances are immutable."""
+
+
+# --- gateway.yaml -------------------------------------------------------------------------
+
+
+class Server(Base):
+    """How the gateway presents itself."""
+
+    public_url: str = "http://127.0.0.1:8080"
+    """The URL clients (ChatGPT) reach the gateway at; written as `servers[0].url`."""
+    access_log: bool = True
+    """Log one line per proxied request."""
+    max_body_bytes: PositiveInt = 1_048_576
+    """Largest request body accepted (413 beyond)."""
+
+
+class Info(Base):
+    """The `info` block of the served OpenAPI document and the ai-plugin manifest."""
+
+    title: str = "Integration Gateway"
+    description: str = "Routes to the configured upstream APIs."
+    version: str = "1.0.0"
+    name_for_model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,50}$")] = "gateway"
+    contact_email: str = "ops@example.com"
+    legal_info_url: str | None = None
+    logo_url: str | None = None
+
+
+class CorsSettings(Base):
+    """Cross-origin settings for browser callers (ChatGPT's editor calls from its origins)."""
+
+    allow_origins: list[str] = msgspec.field(
+        default_factory=lambda: ["https://chat.openai.com", "https://chatgpt.com"]
+    )
+    allow_methods: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    allow_headers: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    allow_credentials: bool = False
+    expose_headers: list[str] = msgspec.field(default_factory=lambda: ["X-Request-ID"])
+    max_age: Annotated[int, msgspec.Meta(ge=0)] = 600
+
+
+class ApiKeyAuth(Base, tag="api_key", tag_field="type"):
+    """An API key in a header (default `X-API-Key`) or a query parameter; several keys allowed."""
+
+    id: Identifier
+    keys: list[str]
+    header: HeaderName | None = "X-API-Key"
+    query: ParamName | None = None
+
+    def __post_init__(self) -> None:
+        if self.header is None and self.query is None:
+            raise ValueError("`header` or `query` must be set")
+
+
+class BearerPassthroughAuth(Base, tag="bearer_passthrough", tag_field="type"):
+    """The caller's `Authorization: Bearer` token is required and forwarded (multi-tenant)."""
+
+    id: Identifier
+    format: Literal["any", "jwt"] = "any"
+    """`jwt` also checks the token has the shape of a JWT (three base64url parts)."""
+
+
+InboundAuth = ApiKeyAuth | BearerPassthroughAuth
+
+
+class Retry(Base):
+    """Retries of idempotent calls (GET, HEAD, OPTIONS, PUT, DELETE) only."""
+
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=10)] = 2
+    """Total attempts, the first included."""
+    on_status: list[StatusCode] = msgspec.field(default_factory=lambda: [502, 503, 504])
+    backoff: Duration | None = None
+    """Wait before the second attempt (default 200ms); doubles after each retry."""
+
+
+class Defaults(Base):
+    """Settings every route inherits unless its upstream or itself says otherwise."""
+
+    auth: str = "none"
+    timeout: Duration | None = None
+    retry: Retry | None = None
+    max_response_chars: PositiveInt = 100_000
+
+
+class Profile(Base):
+    """An action profile: a subset of routes that is a valid ChatGPT Action on its own."""
+
+    id: Identifier
+    title: str
+    description: str
+    routes: list[Identifier] = []
+    tags: list[str] = []
+
+
+class GatewayFile(Base):
+    """`gateway.yaml`: the global file."""
+
+    server: Server = Server()
+    info: Info = Info()
+    cors: CorsSettings = CorsSettings()
+    auth: list[InboundAuth] = []
+    defaults: Defaults = Defaults()
+    profiles: list[Profile] = []
+
+
+# --- routes.d/*.yaml ----------------------------------------------------------------------
+
+
+class NoOutboundAuth(Base, tag="none", tag_field="type"):
+    """The gateway adds no credentials."""
+
+
+class BearerAuth(Base, tag="bearer", tag_field="type"):
+    """`Authorization: Bearer <token>` on every upstream call."""
+
+    token: str
+
+
+class HeaderAuth(Base, tag="header", tag_field="type"):
+    """Any header carrying a credential, such as `X-Api-Key`."""
+
+    name: HeaderName
+    value: str
+
+
+class PassthroughAuth(Base, tag="passthrough", tag_field="type"):
+    """The caller's own header (default `Authorization`) is forwarded upstream."""
+
+    header: HeaderName = "Authorization"
+
+
+OutboundAuth = NoOutboundAuth | BearerAuth | HeaderAuth | PassthroughAuth
+
+
+class Upstream(Base):
+    """The API a route file talks to; one pooled client is kept per upstream."""
+
+    name: Identifier
+    base_url: str
+    headers: dict[str, str] = {}
+    auth: OutboundAuth = NoOutboundAuth()
+    timeout: Duration | None = None
+    connect_timeout: Duration | None = None
+    retry: Retry | None = None
+    max_connections: PositiveInt = 100
+
+
+class Param(Base):
+    """A query or path parameter: a small JSON Schema for one scalar value."""
+
+    name: ParamName
+    type: Literal["string", "integer", "number", "boolean"] = "string"
+    description: str | None = None
+    required: bool = False
+    default: str | int | float | bool | None = None
+    enum: list[str | int | float] | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    min_length: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_length: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    pattern: str | None = None
+
+
+class BodySpec(Base):
+    """The JSON request body: a JSON Schema, or `{$ref: name}` of a file in schemas/."""
+
+    schema: dict[str, Any]
+    required: bool = True
+    description: str | None = None
+
+
+class UpstreamCall(Base):
+    """How one route calls its upstream. Strings are templates over the request.
+
+    Without `query`, the route's declared query parameters are forwarded; without `body`,
+    the request body is forwarded unchanged.
+    """
+
+    method: HttpMethod | None = None
+    path: Template | None = None
+    query: dict[str, Template] | None = None
+    headers: dict[str, Template] = {}
+    body: Template | None = None
+
+
+class ResponseSpec(Base):
+    """How the upstream answer (or a static answer) is shaped for the caller."""
+
+    body: Template | None = None
+    """Template over `body`, `status`, `headers` of the upstream answer and `request`."""
+    status: StatusCode | None = None
+    fail_when: Template | None = None
+    """Truthy when the upstream answered 2xx but the body carries an error (502 to the caller)."""
+    fail_message: Template | None = None
+    schema: dict[str, Any] | None = None
+    """JSON Schema of the shaped body, for the OpenAPI document."""
+    description: str = "Successful response"
+    max_chars: PositiveInt | None = None
+    """Cap on the answer's size in characters (default from `defaults.max_response_chars`)."""
+
+
+class Route(Base):
+    """One public operation: method + path, becoming one OpenAPI operation."""
+
+    id: Identifier
+    """Unique across all files; the OpenAPI operationId."""
+    path: RoutePath
+    method: HttpMethod = "GET"
+    summary: str | None = None
+    description: str | None = None
+    tags: list[str] = []
+    auth: str | None = None
+    """Inbound auth: `none` or the id of a scheme in gateway.yaml (default: defaults.auth)."""
+    query: list[Param] = []
+    path_params: list[Param] = []
+    body: BodySpec | None = None
+    upstream: UpstreamCall = UpstreamCall()
+    static: bool = False
+    """Answer from `response.body` alone, with no upstream call."""
+    response: ResponseSpec = ResponseSpec()
+    timeout: Duration | None = None
+    retry: Retry | None = None
+    consequential: bool | None = None
+    """`x-openai-isConsequential` (default: false for GET, true otherwise)."""
+    include_in_schema: bool = True
+
+
+class RouteFile(Base):
+    """One `routes.d/*.yaml` file: an upstream and the routes that call it."""
+
+    upstream: Upstream | None = None
+    routes: list[Route] = []

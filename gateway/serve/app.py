@@ -1,0 +1,220 @@
+"""The ASGI application: declared routes through the dispatcher, the fixed surface on Litestar.
+
+``GatewayApp`` looks the request up in the current snapshot's route table first (on the
+original path; a Litestar mount at `/` would shadow parameterised paths and rewrite
+``scope["path"]``). Anything that is not a declared route goes to one Litestar app, built
+once, whose handlers read the current snapshot: health, OpenAPI documents, docs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import yaml
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.exceptions import HTTPException
+from litestar.openapi.plugins import RedocRenderPlugin
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from gateway.logs import REQUEST_ID, logger
+from gateway.serve.cors import preflight_headers, response_headers
+from gateway.serve.dispatch import Dispatcher
+from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.serve.switch import Switch
+from gateway.upstream.clients import ClientPool
+
+__all__ = ["GatewayApp", "GatewayState", "build_app"]
+
+Scope = dict[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass
+class GatewayState:
+    """What the process knows beyond the snapshot: when it started, how reloads went."""
+
+    switch: Switch
+    pool: ClientPool
+    started_at: float = field(default_factory=time.time)
+    last_reload_error: str | None = None
+    reloads: int = 0
+    failed_reloads: int = 0
+
+
+class GatewayApp:
+    """ASGI entry point: ``uvicorn.run(GatewayApp(state, litestar_app))``."""
+
+    def __init__(self, state: GatewayState, fallback: ASGIApp) -> None:
+        self.state = state
+        self.dispatcher = Dispatcher(state.pool)
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.fallback(scope, receive, send)
+            return
+        snapshot = self.state.switch.current  # read once: this request keeps this snapshot
+        origin = request_id = preflight_method = preflight_headers_asked = None
+        for key, value in scope["headers"]:
+            if key == b"origin":
+                origin = value.decode("latin-1")
+            elif key == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif key == b"access-control-request-method":
+                preflight_method = value.decode("latin-1")
+            elif key == b"access-control-request-headers":
+                preflight_headers_asked = value.decode("latin-1")
+        if request_id is None or not _REQUEST_ID.match(request_id):
+            request_id = uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        try:
+            method, path = scope["method"], scope["path"]
+            if method == "OPTIONS" and origin and preflight_method:
+                await self._preflight(snapshot.cors, origin, preflight_headers_asked, request_id, send)
+                return
+            cors = response_headers(snapshot.cors, origin)
+            match = snapshot.table.match(method, path)
+            if match is not None:
+                started = time.perf_counter()
+                status = await self.dispatcher(snapshot, match, scope, receive, send, request_id, cors)
+                if snapshot.access_log:
+                    elapsed = (time.perf_counter() - started) * 1000
+                    logger.info("%s %s %d %.1fms route=%s", method, path, status, elapsed,
+                                match.route.id)
+                return
+            allowed = snapshot.table.allowed_methods(path)
+            if allowed:
+                body = problem_body(405, "method-not-allowed",
+                                    f"{method} is not allowed here; use {', '.join(sorted(allowed))}",
+                                    request_id=request_id)
+                await _send(send, 405, PROBLEM_CONTENT_TYPE, body,
+                            [(b"allow", ", ".join(sorted(allowed)).encode()),
+                             (b"x-request-id", request_id.encode()), *cors])
+                return
+            extra = [(b"x-request-id", request_id.encode()), *cors]
+
+            async def send_with_headers(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+                await send(message)
+
+            await self.fallback(scope, receive, send_with_headers)
+        finally:
+            REQUEST_ID.reset(token)
+
+    @staticmethod
+    async def _preflight(cors: Any, origin: str, asked: str | None, request_id: str, send: Any) -> None:
+        headers = preflight_headers(cors, origin, asked)
+        if headers is None:
+            body = problem_body(400, "cors-origin-denied", f"origin {origin} is not allowed",
+                                request_id=request_id)
+            await _send(send, 400, PROBLEM_CONTENT_TYPE, body, [])
+            return
+        await _send(send, 204, b"text/plain", b"", [*headers, (b"x-request-id", request_id.encode())])
+
+
+async def _send(send: Any, status: int, content_type: bytes, body: bytes,
+                headers: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_app(state: GatewayState) -> GatewayApp:
+    """The whole ASGI app for ``state``; the Litestar part is built once per process."""
+    return GatewayApp(state, _litestar(state))
+
+
+def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
+    if isinstance(exc, HTTPException) and status == 404:
+        detail = f"no route for {request.method} {request.url.path}; see /openapi.json"
+    elif isinstance(exc, HTTPException):
+        detail = exc.detail
+    else:
+        logger.exception("unhandled error on %s", request.url.path)
+        detail = "internal error"
+    body = problem_body(status, "http-error" if status < 500 else "internal-error", detail,
+                        request_id=REQUEST_ID.get())
+    return Response(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE.decode())
+
+
+def _litestar(state: GatewayState) -> Litestar:
+    switch = state.switch
+    redoc = RedocRenderPlugin(path="/docs")
+
+    @get("/health", sync_to_thread=False)
+    def health() -> dict[str, Any]:
+        snapshot = switch.current
+        return {
+            "status": "ok",
+            "version": snapshot.version,
+            "routes": len(snapshot.routes),
+            "unconfigured": [
+                {"route": route_id, "reason": reason} for route_id, reason in snapshot.unconfigured.items()
+            ],
+            "reloads": state.reloads,
+            "failed_reloads": state.failed_reloads,
+            "last_reload_error": state.last_reload_error,
+            "uptime_seconds": round(time.time() - state.started_at, 1),
+        }
+
+    @get("/ready", sync_to_thread=False)
+    def ready() -> dict[str, Any]:
+        return {"status": "ready", "version": switch.current.version}
+
+    @get("/", sync_to_thread=False)
+    def index() -> dict[str, Any]:
+        snapshot = switch.current
+        return {
+            "name": snapshot.openapi["info"]["title"],
+            "version": snapshot.version,
+            "openapi": "/openapi.json",
+            "docs": "/docs",
+            "profiles": {name: f"/actions/{name}/openapi.json" for name in snapshot.profiles},
+        }
+
+    @get("/openapi.json", sync_to_thread=False)
+    def openapi_json() -> Response[bytes]:
+        return Response(msgspec.json.encode(switch.current.openapi), media_type=MediaType.JSON)
+
+    @get("/openapi.yaml", sync_to_thread=False)
+    def openapi_yaml() -> Response[str]:
+        text = yaml.safe_dump(dict(switch.current.openapi), sort_keys=False, allow_unicode=True)
+        return Response(text, media_type="application/yaml")
+
+    @get("/actions/{profile:str}/openapi.json", sync_to_thread=False)
+    def profile_json(profile: str) -> Response[bytes]:
+        documents = switch.current.profiles
+        if profile not in documents:
+            known = ", ".join(sorted(documents)) or "none"
+            raise HTTPException(status_code=404, detail=f"no action profile `{profile}` (known: {known})")
+        return Response(msgspec.json.encode(documents[profile]), media_type=MediaType.JSON)
+
+    @get("/.well-known/ai-plugin.json", sync_to_thread=False)
+    def ai_plugin() -> dict[str, Any]:
+        return dict(switch.current.ai_plugin)
+
+    @get("/docs", sync_to_thread=False, media_type=MediaType.HTML)
+    def docs(request: Request[Any, Any, Any]) -> bytes:
+        return redoc.render(request, dict(switch.current.openapi))
+
+    async def close_pool() -> None:
+        await state.pool.close()
+
+    return Litestar(
+        route_handlers=[health, ready, index, openapi_json, openapi_yaml, profile_json, ai_plugin, docs],
+        exception_handlers={Exception: _problem_response},
+        openapi_config=None,
+        on_shutdown=[close_pool],
+        debug=False,
+    )
+

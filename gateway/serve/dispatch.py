@@ -1,0 +1,358 @@
+"""Serve one declared route, as raw ASGI (the measured hot path).
+
+Per request: unconfigured? -> inbound auth -> read and validate -> build the upstream call
+from templates -> call with timeout and retries -> shape the answer (fail_when, template,
+size cap). Every failure is a problem+json answer; nothing here raises to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+import jinja2
+import msgspec
+
+from gateway.compiler.validation import FieldError, body_errors
+from gateway.logs import logger
+from gateway.serve.inbound import Identity, Unauthorized, authenticate
+from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.serve.shaping import cap_json, cap_text
+from gateway.snapshot import IDEMPOTENT_METHODS, CompiledRoute, RouteMatch, Snapshot
+from gateway.upstream.clients import ClientPool
+
+__all__ = ["Dispatcher", "Problem"]
+
+Scope = dict[str, Any]
+JSON = b"application/json"
+TEXT = b"text/plain; charset=utf-8"
+EXCERPT_CHARS = 200
+_decode_json = msgspec.json.decode
+_encode_json = msgspec.json.Encoder().encode
+
+
+class Problem(Exception):
+    """An answer the gateway gives instead of the upstream's: status, slug, detail."""
+
+    def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.extra = extra
+        self.headers: list[tuple[bytes, bytes]] = []
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Dispatcher:
+    """``await dispatcher(snapshot, match, scope, receive, send, request_id)`` -> status sent."""
+
+    def __init__(self, pool: ClientPool) -> None:
+        self.pool = pool
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+
+    async def __call__(
+        self,
+        snapshot: Snapshot,
+        match: RouteMatch,
+        scope: Scope,
+        receive: Any,
+        send: Any,
+        request_id: str,
+        cors_headers: list[tuple[bytes, bytes]],
+    ) -> int:
+        route = match.route
+        base_headers = [(b"x-request-id", request_id.encode()), *cors_headers]
+        try:
+            status, content_type, body, extra = await self._serve(
+                snapshot, route, match.params, scope, receive, request_id
+            )
+        except Problem as problem:
+            status, content_type = problem.status, PROBLEM_CONTENT_TYPE
+            detail = snapshot.redact(problem.detail)
+            body = problem_body(
+                status, problem.slug, detail, route=route.id, request_id=request_id, **problem.extra
+            )
+            extra = problem.headers
+            if status >= 500:
+                logger.warning("route %s: %d %s", route.id, status, detail)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
+                    *base_headers,
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return status
+
+    async def _serve(
+        self,
+        snapshot: Snapshot,
+        route: CompiledRoute,
+        path_values: dict[str, str],
+        scope: Scope,
+        receive: Any,
+        request_id: str,
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        if route.unconfigured is not None:
+            raise Problem(503, "not-configured", route.unconfigured)
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        raw_query = scope.get("query_string", b"")
+        query_raw = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
+
+        identity = None
+        if route.auth is not None:
+            try:
+                identity = authenticate(route.auth, headers, query_raw)
+            except Unauthorized as exc:
+                problem = Problem(401, "unauthorized", exc.detail)
+                if exc.challenge:
+                    problem.headers.append((b"www-authenticate", exc.challenge.encode()))
+                raise problem from None
+
+        raw_body = await self._read_body(receive, headers, snapshot.max_body_bytes)
+        context = self._validate(route, path_values, query_raw, headers, raw_body, request_id, identity)
+
+        if route.static:
+            assert route.response_body is not None
+            value = self._render(route, route.response_body, {**context, "status": 200,
+                                                               "upstream_headers": {}, "request": context})
+            return self._shaped(route, route.response_status or 200, value)
+
+        assert route.upstream is not None
+        status, upstream_type, upstream_body = await self._call(route, context, headers, raw_body, identity)
+        if not 200 <= status < 300:
+            excerpt = snapshot.redact(upstream_body[:EXCERPT_CHARS * 2].decode("utf-8", "replace"))
+            if identity is not None and identity.token:
+                excerpt = excerpt.replace(identity.token, "***")
+            raise Problem(
+                502,
+                "upstream-error",
+                f'upstream "{route.upstream_name}" answered {status}',
+                upstream_status=status,
+                upstream_excerpt=excerpt[:EXCERPT_CHARS],
+            )
+        if not route.needs_json:
+            if len(upstream_body) > route.max_chars:
+                text = upstream_body.decode("utf-8", "replace")
+                if len(text) > route.max_chars:
+                    return self._shaped(route, route.response_status or status, self._parse(text, upstream_type))
+            return route.response_status or status, upstream_type or JSON, upstream_body, []
+
+        answer = self._parse(upstream_body.decode("utf-8", "replace"), upstream_type)
+        response_context = {**context, "body": answer, "status": status, "request": context,
+                            "upstream_headers": {}}
+        if route.fail_when is not None and self._render(route, route.fail_when, response_context):
+            message = (
+                self._render(route, route.fail_message, response_context)
+                if route.fail_message is not None
+                else "the upstream reported an error"
+            )
+            raise Problem(502, "upstream-reported-error",
+                          f'upstream "{route.upstream_name}" reported an error: {message}',
+                          upstream_status=status)
+        value = answer
+        if route.response_body is not None:
+            value = self._render(route, route.response_body, response_context)
+        return self._shaped(route, route.response_status or status, value)
+
+    # --- request ---------------------------------------------------------------------------
+
+    @staticmethod
+    async def _read_body(receive: Any, headers: Mapping[str, str], limit: int) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Problem(413, "body-too-large", f"the request body is over {limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Problem(400, "client-disconnected", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise Problem(413, "body-too-large", f"the request body is over {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _validate(
+        route: CompiledRoute,
+        path_values: dict[str, str],
+        query_raw: dict[str, str],
+        headers: dict[str, str],
+        raw_body: bytes,
+        request_id: str,
+        identity: Identity | None,
+    ) -> dict[str, Any]:
+        errors: list[FieldError] = []
+        path = route.path_validator(path_values, errors)
+        for name, value in path.items():
+            if value in (".", ".."):
+                errors.append(FieldError("path", name, "must not be `.` or `..`"))
+        query = route.query_validator(query_raw, errors)
+        body: Any = None
+        if raw_body:
+            content_type = headers.get("content-type", "application/json")
+            if "json" in content_type:
+                try:
+                    body = _decode_json(raw_body)
+                except msgspec.DecodeError as exc:
+                    errors.append(FieldError("body", "$", f"is not valid JSON: {exc}"))
+            elif route.body_validator is not None:
+                errors.append(FieldError("body", "$", f"must be application/json, got {content_type}"))
+        if route.body_validator is not None and not errors:
+            if body is None and raw_body == b"":
+                if route.body_required:
+                    errors.append(FieldError("body", "$", "a JSON body is required"))
+            else:
+                errors.extend(body_errors(route.body_validator, body))
+        if errors:
+            fields = [{"in": e.location, "field": e.field, "message": e.message} for e in errors]
+            count = f"{len(errors)} field{'s' if len(errors) > 1 else ''}"
+            raise Problem(400, "validation-failed", f"the request is invalid: {count} failed",
+                          errors=fields)
+        return {
+            "query": query,
+            "path": path,
+            "headers": headers,
+            "body": body,
+            "route": route.id,
+            "request_id": request_id,
+            "auth": identity.as_context() if identity else {"scheme": "none"},
+        }
+
+    # --- upstream --------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        route: CompiledRoute,
+        context: dict[str, Any],
+        inbound: Mapping[str, str],
+        raw_body: bytes,
+        identity: Identity | None,
+    ) -> tuple[int, bytes | None, bytes]:
+        settings = route.upstream
+        assert settings is not None
+        path = str(self._render(route, route.upstream_path, context))
+        if not path.startswith("/"):
+            path = "/" + path
+        params = _query_values(
+            {key: self._render(route, template, context) for key, template in route.upstream_query.items()}
+            if route.upstream_query is not None
+            else context["query"]
+        )
+        headers = dict(route.static_headers)
+        headers["X-Request-ID"] = context["request_id"]
+        if route.passthrough_header is not None:
+            value = inbound.get(route.passthrough_header.lower())
+            if value is not None:
+                headers[route.passthrough_header] = value
+        for name, template in route.upstream_headers.items():
+            rendered = self._render(route, template, context)
+            if rendered not in (None, ""):
+                headers[name] = str(rendered)
+        data: bytes | None = None
+        if route.upstream_body is not None:
+            value = self._render(route, route.upstream_body, context)
+            if isinstance(value, str):
+                try:
+                    value = _decode_json(value)
+                except msgspec.DecodeError:
+                    data = value.encode()
+                    headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+            if data is None:
+                data = _encode_json(value)
+                headers.setdefault("Content-Type", "application/json")
+        elif raw_body:
+            data = raw_body
+            headers.setdefault("Content-Type", inbound.get("content-type", "application/json"))
+
+        key = (route.timeout, settings.connect_timeout)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(total=key[0], connect=key[1])
+        session = self.pool.session(settings)
+        url = settings.base_url + path
+        method = route.upstream_method
+        retry = route.retry
+        attempts = retry.attempts if method in IDEMPOTENT_METHODS else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                async with session.request(
+                    method, url, params=params, headers=headers, data=data,
+                    timeout=timeout, allow_redirects=False,
+                ) as response:
+                    body = await response.read()
+                    if response.status in retry.on_status and not last:
+                        await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
+                        continue
+                    content_type = response.headers.get("Content-Type")
+                    return response.status, content_type.encode() if content_type else None, body
+            except TimeoutError:
+                if last:
+                    raise Problem(504, "upstream-timeout",
+                                  f'upstream "{route.upstream_name}" did not answer within '
+                                  f"{route.timeout:g}s") from None
+            except aiohttp.ClientError as exc:
+                if last:
+                    raise Problem(502, "upstream-unreachable",
+                                  f'upstream "{route.upstream_name}" could not be reached: '
+                                  f"{type(exc).__name__}") from None
+            await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # --- response --------------------------------------------------------------------------
+
+    @staticmethod
+    def _render(route: CompiledRoute, template: Any, context: Mapping[str, Any]) -> Any:
+        try:
+            return template.render(context)
+        except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise Problem(502, "template-failed",
+                          f"route {route.id}: a template failed: {type(exc).__name__}: {exc}") from None
+
+    @staticmethod
+    def _parse(text: str, content_type: bytes | None) -> Any:
+        if content_type is None or b"json" in content_type:
+            try:
+                return _decode_json(text)
+            except msgspec.DecodeError:
+                return text
+        return text
+
+    @staticmethod
+    def _shaped(route: CompiledRoute, status: int, value: Any) -> tuple[int, bytes, bytes, list[Any]]:
+        if isinstance(value, str):
+            return status, TEXT, cap_text(value, route.max_chars).encode(), []
+        return status, JSON, cap_json(value, route.max_chars), []
+
+
+def _query_values(values: Mapping[str, Any]) -> dict[str, str]:
+    """Template results as query strings: None and "" are left out, booleans are lower-case."""
+    result = {}
+    for key, value in values.items():
+        if value is None or value == "":
+            continue
+        result[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return result
+
+
+def monotonic_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

@@ -1,0 +1,181 @@
+"""The compiled, immutable form of one configuration: what the serving layer reads.
+
+A snapshot never holds raw YAML and is never mutated; a reload builds a new one and swaps it.
+Long-lived resources (upstream clients) are not in it: only their settings, by which the
+serving layer finds the pooled client.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from litestar.config.cors import CORSConfig
+
+from gateway.compiler.templates import CompiledTemplate
+from gateway.compiler.validation import ParamValidator
+
+__all__ = [
+    "CompiledRoute",
+    "InboundAuthSpec",
+    "LintIssue",
+    "RouteTable",
+    "Snapshot",
+    "UpstreamSettings",
+]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """What one pooled upstream client is built from; equal settings share one client."""
+
+    name: str
+    base_url: str
+    timeout: float
+    connect_timeout: float
+    max_connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int
+    on_status: frozenset[int]
+    backoff: float
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAuthSpec:
+    """How a caller proves itself: `api_key` (keys in a header or query) or `bearer_passthrough`."""
+
+    id: str
+    type: str
+    keys: tuple[bytes, ...] = ()
+    header: str | None = None
+    query: str | None = None
+    jwt_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRoute:
+    """Everything needed to serve one route, resolved and compiled."""
+
+    id: str
+    method: str
+    path: str
+    file: str
+    line: int
+    upstream_name: str | None
+    upstream: UpstreamSettings | None
+    auth: InboundAuthSpec | None
+    query_validator: ParamValidator
+    path_validator: ParamValidator
+    body_validator: jsonschema.protocols.Validator | None
+    body_required: bool
+    static: bool
+    upstream_method: str
+    upstream_path: CompiledTemplate
+    upstream_query: Mapping[str, CompiledTemplate] | None
+    upstream_headers: Mapping[str, CompiledTemplate]
+    upstream_body: CompiledTemplate | None
+    static_headers: Mapping[str, str]
+    passthrough_header: str | None
+    response_body: CompiledTemplate | None
+    response_status: int | None
+    fail_when: CompiledTemplate | None
+    fail_message: CompiledTemplate | None
+    max_chars: int
+    timeout: float
+    retry: RetryPolicy
+    unconfigured: str | None
+    """The 503 message when a secret this route needs is not set."""
+
+    @property
+    def needs_json(self) -> bool:
+        """Whether the upstream answer must be parsed (shaping or error detection)."""
+        return self.response_body is not None or self.fail_when is not None
+
+    @property
+    def status_text(self) -> str:
+        return "ok" if self.unconfigured is None else f"unconfigured: {self.unconfigured}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: CompiledRoute
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Exact paths in a dict; parameterised ones tried in declaration order."""
+
+    exact: Mapping[tuple[str, str], CompiledRoute]
+    patterns: tuple[tuple[str, re.Pattern[str], CompiledRoute], ...]
+    methods_by_path: Mapping[str, frozenset[str]]
+
+    def match(self, method: str, path: str) -> RouteMatch | None:
+        route = self.exact.get((method, path))
+        if route is not None:
+            return RouteMatch(route, {})
+        for route_method, pattern, candidate in self.patterns:
+            if route_method == method:
+                found = pattern.fullmatch(path)
+                if found:
+                    return RouteMatch(candidate, found.groupdict())
+        return None
+
+    def allowed_methods(self, path: str) -> frozenset[str]:
+        """Methods some route declares for ``path`` (for 405 and CORS preflight)."""
+        methods = set(self.methods_by_path.get(path, ()))
+        for method, pattern, _ in self.patterns:
+            if pattern.fullmatch(path):
+                methods.add(method)
+        return frozenset(methods)
+
+
+@dataclass(frozen=True, slots=True)
+class LintIssue:
+    """One ChatGPT Action rule a document breaks; ``level`` is `error` or `warning`."""
+
+    level: str
+    document: str
+    message: str
+    file: str = ""
+    line: int = 0
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file else ""
+        return f"{where}{self.level}: [{self.document}] {self.message}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One compiled configuration generation."""
+
+    version: str
+    routes: tuple[CompiledRoute, ...]
+    table: RouteTable
+    openapi: Mapping[str, Any]
+    profiles: Mapping[str, Mapping[str, Any]]
+    ai_plugin: Mapping[str, Any]
+    lint: tuple[LintIssue, ...]
+    cors: CORSConfig
+    public_url: str
+    access_log: bool
+    max_body_bytes: int
+    upstreams: Mapping[str, UpstreamSettings]
+    unconfigured: Mapping[str, str]
+    """Route id -> the 503 message, for every route missing a secret."""
+    secrets: frozenset[str] = field(repr=False, default=frozenset())
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret replaced by `***`."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
