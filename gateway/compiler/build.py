@@ -148,10 +148,10 @@ class _Compiler:
     def version(self) -> str:
         """Content hash of everything that was decoded, interpolated values included."""
         digest = hashlib.sha256()
-        digest.update(msgspec.json.encode(self.config.gateway))
+        digest.update(msgspec.json.encode(self.config.gateway, enc_hook=float))
         for loaded in self.config.route_files:
             digest.update(loaded.source.name.encode())
-            digest.update(msgspec.json.encode(loaded.content))
+            digest.update(msgspec.json.encode(loaded.content, enc_hook=float))
         for schema in self.config.schemas:
             digest.update(schema.name.encode())
             digest.update(msgspec.json.encode(schema.schema))

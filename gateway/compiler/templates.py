@@ -43,6 +43,15 @@ def pick(value: Any, *keys: str) -> Any:
     return value
 
 
+def combine(*values: Any) -> dict[str, Any]:
+    """`{{ a | combine(b) }}`: the mappings merged, later keys winning."""
+    merged: dict[str, Any] = {}
+    for value in values:
+        if isinstance(value, Mapping):
+            merged.update(value)
+    return merged
+
+
 _BLOCK_TAGS = re.compile(r"</?(p|div|br|li|tr|h[1-6])\b[^>]*>", re.I)
 _TAGS = re.compile(r"<[^>]+>")
 _SCRIPTS = re.compile(r"<(script|style)\b.*?</\1\s*>", re.I | re.S)
@@ -89,7 +98,7 @@ class TemplateCompiler:
 
     def __init__(self) -> None:
         env = _SandboxedNativeEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
-        env.filters.update(pick=pick, html_to_text=html_to_text, tojson=_tojson)
+        env.filters.update(pick=pick, combine=combine, html_to_text=html_to_text, tojson=_tojson)
         env.globals.update(now_iso=now_iso)
         self._env = env
 

@@ -136,9 +136,19 @@ def body_validator(
     return validator_class(root, format_checker=validator_class.FORMAT_CHECKER)
 
 
+_REQUIRED = re.compile(r"^'(.+)' is a required property$")
+
+
 def body_errors(validator: jsonschema.protocols.Validator, body: Any) -> list[FieldError]:
-    errors = sorted(validator.iter_errors(body), key=lambda error: list(error.absolute_path))
-    return [FieldError("body", _json_path(error.absolute_path), error.message) for error in errors]
+    found = []
+    for error in validator.iter_errors(body):
+        path = _json_path(error.absolute_path)
+        missing = _REQUIRED.match(error.message) if error.validator == "required" else None
+        if missing:  # name the missing field itself, not the object that lacks it
+            found.append(FieldError("body", f"{path}.{missing[1]}", "is required"))
+        else:
+            found.append(FieldError("body", path, error.message))
+    return sorted(found, key=lambda error: error.field)
 
 
 def _json_path(parts: Any) -> str:

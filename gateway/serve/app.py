@@ -214,6 +214,7 @@ def _litestar(state: GatewayState) -> Litestar:
         route_handlers=[health, ready, index, openapi_json, openapi_yaml, profile_json, ai_plugin, docs],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,
+        logging_config=None,  # ours (gateway.logs) stays in charge of the format
         on_shutdown=[close_pool],
         debug=False,
     )

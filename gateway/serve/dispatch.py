@@ -81,7 +81,7 @@ class Dispatcher:
                 status, problem.slug, detail, route=route.id, request_id=request_id, **problem.extra
             )
             extra = problem.headers
-            if status >= 500:
+            if status in (502, 504):
                 logger.warning("route %s: %d %s", route.id, status, detail)
         await send(
             {
