@@ -1,7 +1,7 @@
 """A declarative, YAML-configured integration gateway.
 
-    from gateway import load, compile_config
-    snapshot = compile_config(load(Path(".")))
+from gateway import load, compile_config
+snapshot = compile_config(load(Path(".")))
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The `gateway` command: serve, check, openapi, routes, schema.
 
-    gateway serve [--config-dir DIR] [--host H] [--port P]
-    gateway check [--config-dir DIR]          exit 0 clean, 1 with every error listed
-    gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
-    gateway routes                            id, method, path, upstream, auth, status
-    gateway schema [--check]                  write (or verify) schemas/config/*.json
+gateway serve [--config-dir DIR] [--host H] [--port P]
+gateway check [--config-dir DIR]          exit 0 clean, 1 with every error listed
+gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
+gateway routes                            id, method, path, upstream, auth, status
+gateway schema [--check]                  write (or verify) schemas/config/*.json
 """
 
 from __future__ import annotations
@@ -45,8 +45,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for route_id, reason in snapshot.unconfigured.items():
         print(f"note: route {route_id} answers 503 until configured: {reason}")
     profiles = ", ".join(snapshot.profiles) or "none"
-    print(f"{len(snapshot.routes)} routes, profiles: {profiles}, version {snapshot.version}: "
-          f"{'FAILED' if errors else 'ok'}")
+    print(
+        f"{len(snapshot.routes)} routes, profiles: {profiles}, version {snapshot.version}: "
+        f"{'FAILED' if errors else 'ok'}"
+    )
     return 1 if errors else 0
 
 
@@ -80,7 +82,11 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         rows.append((route.id, route.method, route.path, upstream, auth, route.status_text))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[-1]
+        )
     return 0
 
 
@@ -102,13 +108,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="YAML-configured integration gateway")
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="YAML-configured integration gateway"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--config-dir", type=Path, default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
-                         help="folder with gateway.yaml and routes.d/ (default: current directory)")
+        sub.add_argument(
+            "--config-dir",
+            type=Path,
+            default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
+            help="folder with gateway.yaml and routes.d/ (default: current directory)",
+        )
         return sub
 
     serve = command("serve", "serve the configured routes")

@@ -82,7 +82,9 @@ class _Compiler:
         else:
             self.errors.append(source.error(path, message))
 
-    def template(self, source: SourceFile, path: str, text: str | None, names: frozenset[str]) -> Any:
+    def template(
+        self, source: SourceFile, path: str, text: str | None, names: frozenset[str]
+    ) -> Any:
         if text is None:
             return None
         compiled = self.templates.compile(text, names)
@@ -99,7 +101,9 @@ class _Compiler:
         auth_specs, auth_missing = self.compile_auth(gateway.auth)
         defaults_auth = gateway.defaults.auth
         if defaults_auth != "none" and defaults_auth not in auth_specs:
-            self.error(self.gateway_source, "$.defaults.auth", self.unknown_auth(defaults_auth, auth_specs))
+            self.error(
+                self.gateway_source, "$.defaults.auth", self.unknown_auth(defaults_auth, auth_specs)
+            )
 
         upstreams = self.compile_upstreams()
         routes: list[CompiledRoute] = []
@@ -190,7 +194,11 @@ class _Compiler:
         for index, scheme in enumerate(schemes):
             path = f"$.auth[{index}]"
             if scheme.id in specs or scheme.id == "none":
-                self.error(self.gateway_source, f"{path}.id", f"auth scheme `{scheme.id}` is declared twice")
+                self.error(
+                    self.gateway_source,
+                    f"{path}.id",
+                    f"auth scheme `{scheme.id}` is declared twice",
+                )
                 continue
             variables = _missing_under(gateway_missing, path)
             if variables:
@@ -311,7 +319,9 @@ class _Compiler:
         names = REQUEST_NAMES
         # By default the upstream path is the route's, its `{name}` parameters filled in.
         default_path = PATH_PARAM.sub(r"{{ path.\1 }}", route.path)
-        upstream_path = self.template(source, f"{path}.upstream.path", call.path or default_path, names)
+        upstream_path = self.template(
+            source, f"{path}.upstream.path", call.path or default_path, names
+        )
         upstream_query = None
         if call.query is not None:
             upstream_query = {
@@ -324,8 +334,12 @@ class _Compiler:
         }
         upstream_body = self.template(source, f"{path}.upstream.body", call.body, names)
         response = route.response
-        response_body = self.template(source, f"{path}.response.body", response.body, RESPONSE_NAMES)
-        fail_when = self.template(source, f"{path}.response.fail_when", response.fail_when, RESPONSE_NAMES)
+        response_body = self.template(
+            source, f"{path}.response.body", response.body, RESPONSE_NAMES
+        )
+        fail_when = self.template(
+            source, f"{path}.response.fail_when", response.fail_when, RESPONSE_NAMES
+        )
         fail_message = self.template(
             source, f"{path}.response.fail_message", response.fail_message, RESPONSE_NAMES
         )
@@ -386,20 +400,26 @@ class _Compiler:
         seen: set[str] = set()
         for index, param in enumerate(params):
             if param.name in seen:
-                self.error(source, f"{path}[{index}].name", f"parameter `{param.name}` is declared twice")
+                self.error(
+                    source, f"{path}[{index}].name", f"parameter `{param.name}` is declared twice"
+                )
             seen.add(param.name)
             if param.pattern is not None:
                 try:
                     re.compile(param.pattern)
                 except re.error as exc:
-                    self.error(source, f"{path}[{index}].pattern", f"invalid regular expression: {exc}")
+                    self.error(
+                        source, f"{path}[{index}].pattern", f"invalid regular expression: {exc}"
+                    )
 
     def retry_policy(self, route: Route, upstream: Upstream | None) -> RetryPolicy:
         retry: Retry | None = route.retry or (upstream.retry if upstream else None)
         retry = retry or self.config.gateway.defaults.retry
         if retry is None:
             return RetryPolicy(1, frozenset(), 0.0)
-        return RetryPolicy(retry.attempts, frozenset(retry.on_status), retry.backoff or DEFAULT_BACKOFF)
+        return RetryPolicy(
+            retry.attempts, frozenset(retry.on_status), retry.backoff or DEFAULT_BACKOFF
+        )
 
     def unconfigured(
         self,
@@ -427,11 +447,13 @@ class _Compiler:
                 first, first_path = places[0]
                 line, column = first.locate(first_path)
                 self.error(
-                    source, path, f"route id `{route_id}` is already used at {first.name}:{line}:{column}"
+                    source,
+                    path,
+                    f"route id `{route_id}` is already used at {first.name}:{line}:{column}",
                 )
-        for (method, _), places in self.seen_paths.items():
-            for source, path, route_id in places[1:]:
-                first, first_path, first_id = places[0]
+        for (method, _), served in self.seen_paths.items():
+            for source, path, route_id in served[1:]:
+                first, first_path, first_id = served[0]
                 line, column = first.locate(first_path)
                 self.error(
                     source,
@@ -446,7 +468,9 @@ class _Compiler:
         methods: dict[str, set[str]] = defaultdict(set)
         for route in routes:
             if "{" in route.path:
-                regex = PATH_PARAM.sub(r"(?P<\1>[^/]+)", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}"))
+                regex = PATH_PARAM.sub(
+                    r"(?P<\1>[^/]+)", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}")
+                )
                 patterns.append((route.method, re.compile(regex), route))
             else:
                 exact[(route.method, route.path)] = route

@@ -38,14 +38,19 @@ def lint_document(
     servers = document.get("servers") or []
     url = servers[0].get("url", "") if servers else ""
     if not url.startswith("https://"):
-        add(f"servers[0].url {url!r} is not https: ChatGPT refuses it; set server.public_url",
-            level="warning")
+        add(
+            f"servers[0].url {url!r} is not https: ChatGPT refuses it; set server.public_url",
+            level="warning",
+        )
     components = document.get("components")
     if not isinstance(components, dict) or not isinstance(components.get("schemas"), dict):
         add("`components.schemas` must be an object (ChatGPT: schemas subsection is not an object)")
     schemes = (components or {}).get("securitySchemes", {})
     if len(schemes) > 1:
-        add(f"uses {len(schemes)} security schemes ({', '.join(sorted(schemes))}); an action supports one")
+        add(
+            f"uses {len(schemes)} security schemes ({', '.join(sorted(schemes))}); "
+            "an action supports one"
+        )
 
     operations = list(_operations(document))
     if len(operations) > MAX_OPERATIONS:
@@ -55,13 +60,19 @@ def lint_document(
         operation_id = operation.get("operationId")
         where = f"{method.upper()} {path}"
         if not isinstance(operation_id, str) or not OPERATION_ID.match(operation_id):
-            add(f"{where}: operationId {operation_id!r} must match [A-Za-z0-9_-]{{1,64}}", operation_id)
+            add(
+                f"{where}: operationId {operation_id!r} must match [A-Za-z0-9_-]{{1,64}}",
+                operation_id,
+            )
         elif counts[operation_id] > 1:
             add(f"{where}: operationId `{operation_id}` is not unique", operation_id)
         for key in ("summary", "description"):
             text = operation.get(key) or ""
             if len(text) > MAX_DESCRIPTION:
-                add(f"{where}: {key} has {len(text)} characters (max {MAX_DESCRIPTION})", operation_id)
+                add(
+                    f"{where}: {key} has {len(text)} characters (max {MAX_DESCRIPTION})",
+                    operation_id,
+                )
         if "x-openai-isConsequential" not in operation:
             add(f"{where}: `x-openai-isConsequential` is not set", operation_id)
         for parameter in operation.get("parameters", []):
@@ -69,9 +80,17 @@ def lint_document(
             if len(parameter.get("description") or "") > MAX_PARAM_DESCRIPTION:
                 add(f"{label} description is over {MAX_PARAM_DESCRIPTION} characters", operation_id)
             if parameter.get("in") in ("header", "cookie"):
-                add(f"{label} is a {parameter['in']} parameter; ChatGPT ignores those", operation_id)
-            if parameter.get("in") == "query" and (parameter.get("schema") or {}).get("type") == "array":
-                add(f"{label} is an array query parameter; ChatGPT mis-serializes those", operation_id)
+                add(
+                    f"{label} is a {parameter['in']} parameter; ChatGPT ignores those", operation_id
+                )
+            if (
+                parameter.get("in") == "query"
+                and (parameter.get("schema") or {}).get("type") == "array"
+            ):
+                add(
+                    f"{label} is an array query parameter; ChatGPT mis-serializes those",
+                    operation_id,
+                )
         for problem in _schema_problems(operation):
             add(f"{where}: {problem}", operation_id)
     for schema_name, schema in ((components or {}).get("schemas") or {}).items():
@@ -91,7 +110,9 @@ def _schema_problems(value: Any, where: str = "$") -> Iterator[str]:
     """Free-form objects, oneOf/anyOf and non-local refs anywhere below ``value``."""
     if isinstance(value, dict):
         if value.get("type") == "object" and "properties" not in value:
-            yield f"object schema at {where} has no `properties` (free-form objects fail in ChatGPT)"
+            yield (
+                f"object schema at {where} has no `properties` (free-form objects fail in ChatGPT)"
+            )
         for keyword in ("oneOf", "anyOf"):
             if keyword in value:
                 yield f"schema at {where} uses `{keyword}`, which ChatGPT does not support"

@@ -76,18 +76,32 @@ def build_documents(
         chosen: dict[str, Route] = {}
         for position, route_id in enumerate(profile.routes):
             if route_id not in by_id:
-                errors.append((f"profile `{profile.id}` names unknown route `{route_id}`",
-                               f"$.profiles[{index}].routes[{position}]"))
+                errors.append(
+                    (
+                        f"profile `{profile.id}` names unknown route `{route_id}`",
+                        f"$.profiles[{index}].routes[{position}]",
+                    )
+                )
             else:
                 chosen[route_id] = by_id[route_id]
         for position, tag in enumerate(profile.tags):
             tagged = [route for route in declared if tag in route.tags]
             if not tagged:
-                errors.append((f"profile `{profile.id}` tag `{tag}` matches no route",
-                               f"$.profiles[{index}].tags[{position}]"))
+                errors.append(
+                    (
+                        f"profile `{profile.id}` tag `{tag}` matches no route",
+                        f"$.profiles[{index}].tags[{position}]",
+                    )
+                )
             chosen.update((route.id, route) for route in tagged)
         document = _document(
-            config, list(chosen.values()), compiled, schemas, auth_specs, profile.title, profile.description
+            config,
+            list(chosen.values()),
+            compiled,
+            schemas,
+            auth_specs,
+            profile.title,
+            profile.description,
         )
         profiles[profile.id] = document
         lint += lint_document(f"profile {profile.id}", document, origins)
@@ -157,7 +171,10 @@ def _operation(route: Route, auth: InboundAuthSpec | None) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": schema}}
     status = str(route.response.status or 200)
     problem = {"application/problem+json": {"schema": {"$ref": COMPONENTS_PREFIX + "Problem"}}}
-    operation["responses"] = {status: success, "default": {"description": "Error", "content": problem}}
+    operation["responses"] = {
+        status: success,
+        "default": {"description": "Error", "content": problem},
+    }
     operation["security"] = [{auth.id: []}] if auth is not None else []
     consequential = route.consequential
     operation["x-openai-isConsequential"] = (
@@ -179,7 +196,12 @@ def _parameter(param: Param, location: str, required: bool) -> dict[str, Any]:
     ):
         if value is not None:
             schema[key] = value
-    parameter: dict[str, Any] = {"name": param.name, "in": location, "required": required, "schema": schema}
+    parameter: dict[str, Any] = {
+        "name": param.name,
+        "in": location,
+        "required": required,
+        "schema": schema,
+    }
     if param.description:
         parameter["description"] = param.description
     return parameter

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-import jinja2.meta
+from jinja2 import nodes
 from jinja2.nativetypes import NativeEnvironment
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -59,7 +59,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
 def html_to_text(value: Any) -> str:
-    """`{{ body | html_to_text }}`: tags dropped, block tags become line breaks, entities decoded."""
+    """`{{ body | html_to_text }}`: tags dropped, blocks become lines, entities decoded."""
     text = _SCRIPTS.sub("", str(value or ""))
     text = _BLOCK_TAGS.sub("\n", text)
     text = html.unescape(_TAGS.sub("", text))
@@ -71,8 +71,20 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
+_GLOBALS = {"now_iso": now_iso}
+
+
 def _tojson(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+def _free_names(tree: nodes.Template) -> set[str]:
+    """Names a template reads but never sets (cheaper than jinja2.meta's code generation)."""
+    read: set[str] = set()
+    stored: set[str] = set()
+    for name in tree.find_all(nodes.Name):
+        (read if name.ctx == "load" else stored).add(name.name)
+    return read - stored - set(_GLOBALS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,25 +105,52 @@ class CompiledTemplate:
         return "" if value is None else value if isinstance(value, str) else _tojson(value)
 
 
+_CACHE_SIZE = 10_000
+_CACHE: dict[tuple[str, frozenset[str]], CompiledTemplate | str] = {}
+
+
 class TemplateCompiler:
     """Compiles templates for one snapshot; errors are returned as text, never raised."""
 
+    _env: _SandboxedNativeEnvironment | None = None
+
     def __init__(self) -> None:
+        if TemplateCompiler._env is None:  # one environment per process: cached templates use it
+            TemplateCompiler._env = self._environment()
+
+    @staticmethod
+    def _environment() -> _SandboxedNativeEnvironment:
         env = _SandboxedNativeEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
         env.filters.update(pick=pick, combine=combine, html_to_text=html_to_text, tojson=_tojson)
-        env.globals.update(now_iso=now_iso)
-        self._env = env
+        env.globals.update(_GLOBALS)
+        return env
 
     def compile(self, source: str, allowed: Iterable[str]) -> CompiledTemplate | str:
-        """A compiled template, or the message saying why ``source`` is not one."""
+        """A compiled template, or the message saying why ``source`` is not one.
+
+        Results are cached by text: a reload re-uses every template it did not change
+        (compiling Jinja to Python code is most of a cold compile's time).
+        """
+        key = (source, frozenset(allowed))
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = self._compile(source, key[1])
+            if len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = cached
+        return cached
+
+    def _compile(self, source: str, allowed: frozenset[str]) -> CompiledTemplate | str:
         try:
-            tree = self._env.parse(source)
-            unknown = sorted(jinja2.meta.find_undeclared_variables(tree) - set(allowed))
+            env = self._env
+            assert env is not None
+            tree = env.parse(source)
+            unknown = sorted(_free_names(tree) - set(allowed))
             if unknown:
                 names = ", ".join(f"`{name}`" for name in unknown)
                 available = ", ".join(sorted(allowed))
                 return f"template uses unknown variable {names} (available: {available})"
-            template = self._env.from_string(tree)
+            template = env.from_string(tree)
         except jinja2.TemplateSyntaxError as exc:
             return f"template syntax error on its line {exc.lineno}: {exc.message}"
         constant = "{{" not in source and "{%" not in source and "{#" not in source

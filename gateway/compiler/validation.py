@@ -20,7 +20,12 @@ from gateway.config.model import Param, Route
 __all__ = [
     "PATH_PARAM",
     "FieldError",
-    "path_params", "ParamValidator", "body_errors", "body_validator", "rewrite_refs"]
+    "ParamValidator",
+    "body_errors",
+    "body_validator",
+    "path_params",
+    "rewrite_refs",
+]
 
 COMPONENTS_PREFIX = "#/components/schemas/"
 PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -29,7 +34,10 @@ PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def path_params(route: Route) -> list[Param]:
     """The route's path parameters in path order; undeclared ones are required strings."""
     declared = {param.name: param for param in route.path_params}
-    return [declared.get(name) or Param(name=name, required=True) for name in PATH_PARAM.findall(route.path)]
+    return [
+        declared.get(name) or Param(name=name, required=True)
+        for name in PATH_PARAM.findall(route.path)
+    ]
 
 
 class FieldError(msgspec.Struct, frozen=True):

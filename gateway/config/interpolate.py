@@ -57,9 +57,14 @@ class Interpolator:
         matches = list(_EXPRESSION.finditer(text))
         if not matches:
             return text, False
-        whole = len(matches) == 1 and matches[0].group(0) != "$${" and matches[0].span() == (
-            0,
-            len(text),
+        whole = (
+            len(matches) == 1
+            and matches[0].group(0) != "$${"
+            and matches[0].span()
+            == (
+                0,
+                len(text),
+            )
         )
         expanded = _EXPRESSION.sub(lambda match: self._replace(match, path), text)
         return expanded, whole
@@ -86,8 +91,10 @@ class Interpolator:
         name, has_default, default = expression.partition(":-")
         name = name.strip()
         if not _NAME.match(name):
-            raise ValueError(f"invalid expression `${{{expression}}}`: expected `${{NAME}}`, "
-                             "`${NAME:-default}` or `${file:PATH}`")
+            raise ValueError(
+                f"invalid expression `${{{expression}}}`: expected `${{NAME}}`, "
+                "`${NAME:-default}` or `${file:PATH}`"
+            )
         value = self.environ.get(name, "")
         if value:
             return value, True

@@ -28,7 +28,11 @@ def config_schemas() -> dict[str, str]:
     schemas = {}
     for name, (struct, title) in _FILES.items():
         schema: dict[str, Any] = msgspec.json.schema(struct, schema_hook=schema_hook)
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **schema}
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": title,
+            **schema,
+        }
         schemas[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return schemas
 

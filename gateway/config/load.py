@@ -78,7 +78,9 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
 
     def read(path: Path) -> SourceFile | None:
         interpolator = (
-            Interpolator(env, directory) if env is not None else Interpolator.from_environment(directory)
+            Interpolator(env, directory)
+            if env is not None
+            else Interpolator.from_environment(directory)
         )
         try:
             return read_yaml(path, path.relative_to(directory).as_posix(), interpolator)
@@ -209,7 +211,11 @@ def _unwrap(type_: Any) -> Any:
 
 
 def _struct_fields(type_: Any) -> dict[str, Any]:
-    members = typing.get_args(type_) if typing.get_origin(type_) in (typing.Union, types.UnionType) else (type_,)
+    members = (
+        typing.get_args(type_)
+        if typing.get_origin(type_) in (typing.Union, types.UnionType)
+        else (type_,)
+    )
     fields: dict[str, Any] = {}
     for member in members:
         if isinstance(member, type) and issubclass(member, msgspec.Struct):

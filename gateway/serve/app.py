@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import yaml
@@ -77,26 +77,42 @@ class GatewayApp:
         try:
             method, path = scope["method"], scope["path"]
             if method == "OPTIONS" and origin and preflight_method:
-                await self._preflight(snapshot.cors, origin, preflight_headers_asked, request_id, send)
+                await self._preflight(
+                    snapshot.cors, origin, preflight_headers_asked, request_id, send
+                )
                 return
             cors = response_headers(snapshot.cors, origin)
             match = snapshot.table.match(method, path)
             if match is not None:
                 started = time.perf_counter()
-                status = await self.dispatcher(snapshot, match, scope, receive, send, request_id, cors)
+                status = await self.dispatcher(
+                    snapshot, match, scope, receive, send, request_id, cors
+                )
                 if snapshot.access_log:
                     elapsed = (time.perf_counter() - started) * 1000
-                    logger.info("%s %s %d %.1fms route=%s", method, path, status, elapsed,
-                                match.route.id)
+                    logger.info(
+                        "%s %s %d %.1fms route=%s", method, path, status, elapsed, match.route.id
+                    )
                 return
             allowed = snapshot.table.allowed_methods(path)
             if allowed:
-                body = problem_body(405, "method-not-allowed",
-                                    f"{method} is not allowed here; use {', '.join(sorted(allowed))}",
-                                    request_id=request_id)
-                await _send(send, 405, PROBLEM_CONTENT_TYPE, body,
-                            [(b"allow", ", ".join(sorted(allowed)).encode()),
-                             (b"x-request-id", request_id.encode()), *cors])
+                body = problem_body(
+                    405,
+                    "method-not-allowed",
+                    f"{method} is not allowed here; use {', '.join(sorted(allowed))}",
+                    request_id=request_id,
+                )
+                await _send(
+                    send,
+                    405,
+                    PROBLEM_CONTENT_TYPE,
+                    body,
+                    [
+                        (b"allow", ", ".join(sorted(allowed)).encode()),
+                        (b"x-request-id", request_id.encode()),
+                        *cors,
+                    ],
+                )
                 return
             extra = [(b"x-request-id", request_id.encode()), *cors]
 
@@ -110,27 +126,41 @@ class GatewayApp:
             REQUEST_ID.reset(token)
 
     @staticmethod
-    async def _preflight(cors: Any, origin: str, asked: str | None, request_id: str, send: Any) -> None:
+    async def _preflight(
+        cors: Any, origin: str, asked: str | None, request_id: str, send: Any
+    ) -> None:
         headers = preflight_headers(cors, origin, asked)
         if headers is None:
-            body = problem_body(400, "cors-origin-denied", f"origin {origin} is not allowed",
-                                request_id=request_id)
+            body = problem_body(
+                400, "cors-origin-denied", f"origin {origin} is not allowed", request_id=request_id
+            )
             await _send(send, 400, PROBLEM_CONTENT_TYPE, body, [])
             return
-        await _send(send, 204, b"text/plain", b"", [*headers, (b"x-request-id", request_id.encode())])
+        await _send(
+            send, 204, b"text/plain", b"", [*headers, (b"x-request-id", request_id.encode())]
+        )
 
 
-async def _send(send: Any, status: int, content_type: bytes, body: bytes,
-                headers: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type),
-                            (b"content-length", str(len(body)).encode()), *headers]})
+async def _send(
+    send: Any, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def build_app(state: GatewayState) -> GatewayApp:
     """The whole ASGI app for ``state``; the Litestar part is built once per process."""
-    return GatewayApp(state, _litestar(state))
+    return GatewayApp(state, cast(ASGIApp, _litestar(state)))
 
 
 def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -142,8 +172,12 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
     else:
         logger.exception("unhandled error on %s", request.url.path)
         detail = "internal error"
-    body = problem_body(status, "http-error" if status < 500 else "internal-error", detail,
-                        request_id=REQUEST_ID.get())
+    body = problem_body(
+        status,
+        "http-error" if status < 500 else "internal-error",
+        detail,
+        request_id=REQUEST_ID.get(),
+    )
     return Response(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE.decode())
 
 
@@ -159,7 +193,8 @@ def _litestar(state: GatewayState) -> Litestar:
             "version": snapshot.version,
             "routes": len(snapshot.routes),
             "unconfigured": [
-                {"route": route_id, "reason": reason} for route_id, reason in snapshot.unconfigured.items()
+                {"route": route_id, "reason": reason}
+                for route_id, reason in snapshot.unconfigured.items()
             ],
             "reloads": state.reloads,
             "failed_reloads": state.failed_reloads,
@@ -196,7 +231,9 @@ def _litestar(state: GatewayState) -> Litestar:
         documents = switch.current.profiles
         if profile not in documents:
             known = ", ".join(sorted(documents)) or "none"
-            raise HTTPException(status_code=404, detail=f"no action profile `{profile}` (known: {known})")
+            raise HTTPException(
+                status_code=404, detail=f"no action profile `{profile}` (known: {known})"
+            )
         return Response(msgspec.json.encode(documents[profile]), media_type=MediaType.JSON)
 
     @get("/.well-known/ai-plugin.json", sync_to_thread=False)
@@ -211,11 +248,19 @@ def _litestar(state: GatewayState) -> Litestar:
         await state.pool.close()
 
     return Litestar(
-        route_handlers=[health, ready, index, openapi_json, openapi_yaml, profile_json, ai_plugin, docs],
+        route_handlers=[
+            health,
+            ready,
+            index,
+            openapi_json,
+            openapi_yaml,
+            profile_json,
+            ai_plugin,
+            docs,
+        ],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,
         logging_config=None,  # ours (gateway.logs) stays in charge of the format
         on_shutdown=[close_pool],
         debug=False,
     )
-

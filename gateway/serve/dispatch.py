@@ -109,9 +109,15 @@ class Dispatcher:
     ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
         if route.unconfigured is not None:
             raise Problem(503, "not-configured", route.unconfigured)
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
+        }
         raw_query = scope.get("query_string", b"")
-        query_raw = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
+        query_raw = (
+            dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True))
+            if raw_query
+            else {}
+        )
 
         identity = None
         if route.auth is not None:
@@ -124,18 +130,25 @@ class Dispatcher:
                 raise problem from None
 
         raw_body = await self._read_body(receive, headers, snapshot.max_body_bytes)
-        context = self._validate(route, path_values, query_raw, headers, raw_body, request_id, identity)
+        context = self._validate(
+            route, path_values, query_raw, headers, raw_body, request_id, identity
+        )
 
         if route.static:
             assert route.response_body is not None
-            value = self._render(route, route.response_body, {**context, "status": 200,
-                                                               "upstream_headers": {}, "request": context})
+            value = self._render(
+                route,
+                route.response_body,
+                {**context, "status": 200, "upstream_headers": {}, "request": context},
+            )
             return self._shaped(route, route.response_status or 200, value)
 
         assert route.upstream is not None
-        status, upstream_type, upstream_body = await self._call(route, context, headers, raw_body, identity)
+        status, upstream_type, upstream_body = await self._call(
+            route, context, headers, raw_body, identity
+        )
         if not 200 <= status < 300:
-            excerpt = snapshot.redact(upstream_body[:EXCERPT_CHARS * 2].decode("utf-8", "replace"))
+            excerpt = snapshot.redact(upstream_body[: EXCERPT_CHARS * 2].decode("utf-8", "replace"))
             if identity is not None and identity.token:
                 excerpt = excerpt.replace(identity.token, "***")
             raise Problem(
@@ -149,21 +162,31 @@ class Dispatcher:
             if len(upstream_body) > route.max_chars:
                 text = upstream_body.decode("utf-8", "replace")
                 if len(text) > route.max_chars:
-                    return self._shaped(route, route.response_status or status, self._parse(text, upstream_type))
+                    return self._shaped(
+                        route, route.response_status or status, self._parse(text, upstream_type)
+                    )
             return route.response_status or status, upstream_type or JSON, upstream_body, []
 
         answer = self._parse(upstream_body.decode("utf-8", "replace"), upstream_type)
-        response_context = {**context, "body": answer, "status": status, "request": context,
-                            "upstream_headers": {}}
+        response_context = {
+            **context,
+            "body": answer,
+            "status": status,
+            "request": context,
+            "upstream_headers": {},
+        }
         if route.fail_when is not None and self._render(route, route.fail_when, response_context):
             message = (
                 self._render(route, route.fail_message, response_context)
                 if route.fail_message is not None
                 else "the upstream reported an error"
             )
-            raise Problem(502, "upstream-reported-error",
-                          f'upstream "{route.upstream_name}" reported an error: {message}',
-                          upstream_status=status)
+            raise Problem(
+                502,
+                "upstream-reported-error",
+                f'upstream "{route.upstream_name}" reported an error: {message}',
+                upstream_status=status,
+            )
         value = answer
         if route.response_body is not None:
             value = self._render(route, route.response_body, response_context)
@@ -215,7 +238,9 @@ class Dispatcher:
                 except msgspec.DecodeError as exc:
                     errors.append(FieldError("body", "$", f"is not valid JSON: {exc}"))
             elif route.body_validator is not None:
-                errors.append(FieldError("body", "$", f"must be application/json, got {content_type}"))
+                errors.append(
+                    FieldError("body", "$", f"must be application/json, got {content_type}")
+                )
         if route.body_validator is not None and not errors:
             if body is None and raw_body == b"":
                 if route.body_required:
@@ -225,8 +250,9 @@ class Dispatcher:
         if errors:
             fields = [{"in": e.location, "field": e.field, "message": e.message} for e in errors]
             count = f"{len(errors)} field{'s' if len(errors) > 1 else ''}"
-            raise Problem(400, "validation-failed", f"the request is invalid: {count} failed",
-                          errors=fields)
+            raise Problem(
+                400, "validation-failed", f"the request is invalid: {count} failed", errors=fields
+            )
         return {
             "query": query,
             "path": path,
@@ -253,7 +279,10 @@ class Dispatcher:
         if not path.startswith("/"):
             path = "/" + path
         params = _query_values(
-            {key: self._render(route, template, context) for key, template in route.upstream_query.items()}
+            {
+                key: self._render(route, template, context)
+                for key, template in route.upstream_query.items()
+            }
             if route.upstream_query is not None
             else context["query"]
         )
@@ -296,8 +325,13 @@ class Dispatcher:
             last = attempt == attempts
             try:
                 async with session.request(
-                    method, url, params=params, headers=headers, data=data,
-                    timeout=timeout, allow_redirects=False,
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    data=data,
+                    timeout=timeout,
+                    allow_redirects=False,
                 ) as response:
                     body = await response.read()
                     if response.status in retry.on_status and not last:
@@ -307,14 +341,20 @@ class Dispatcher:
                     return response.status, content_type.encode() if content_type else None, body
             except TimeoutError:
                 if last:
-                    raise Problem(504, "upstream-timeout",
-                                  f'upstream "{route.upstream_name}" did not answer within '
-                                  f"{route.timeout:g}s") from None
+                    raise Problem(
+                        504,
+                        "upstream-timeout",
+                        f'upstream "{route.upstream_name}" did not answer within '
+                        f"{route.timeout:g}s",
+                    ) from None
             except aiohttp.ClientError as exc:
                 if last:
-                    raise Problem(502, "upstream-unreachable",
-                                  f'upstream "{route.upstream_name}" could not be reached: '
-                                  f"{type(exc).__name__}") from None
+                    raise Problem(
+                        502,
+                        "upstream-unreachable",
+                        f'upstream "{route.upstream_name}" could not be reached: '
+                        f"{type(exc).__name__}",
+                    ) from None
             await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -325,8 +365,11 @@ class Dispatcher:
         try:
             return template.render(context)
         except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
-            raise Problem(502, "template-failed",
-                          f"route {route.id}: a template failed: {type(exc).__name__}: {exc}") from None
+            raise Problem(
+                502,
+                "template-failed",
+                f"route {route.id}: a template failed: {type(exc).__name__}: {exc}",
+            ) from None
 
     @staticmethod
     def _parse(text: str, content_type: bytes | None) -> Any:
@@ -338,7 +381,9 @@ class Dispatcher:
         return text
 
     @staticmethod
-    def _shaped(route: CompiledRoute, status: int, value: Any) -> tuple[int, bytes, bytes, list[Any]]:
+    def _shaped(
+        route: CompiledRoute, status: int, value: Any
+    ) -> tuple[int, bytes, bytes, list[Any]]:
         if isinstance(value, str):
             return status, TEXT, cap_text(value, route.max_chars).encode(), []
         return status, JSON, cap_json(value, route.max_chars), []

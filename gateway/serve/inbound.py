@@ -37,20 +37,26 @@ class Unauthorized(Exception):
         self.challenge = challenge
 
 
-def authenticate(spec: InboundAuthSpec, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity:
+def authenticate(
+    spec: InboundAuthSpec, headers: Mapping[str, str], query: Mapping[str, str]
+) -> Identity:
     if spec.type == "api_key":
         return _api_key(spec, headers, query)
     return _bearer(spec, headers)
 
 
-def _api_key(spec: InboundAuthSpec, headers: Mapping[str, str], query: Mapping[str, str]) -> Identity:
+def _api_key(
+    spec: InboundAuthSpec, headers: Mapping[str, str], query: Mapping[str, str]
+) -> Identity:
     presented = None
     if spec.header:
         presented = headers.get(spec.header.lower())
     if presented is None and spec.query:
         presented = query.get(spec.query)
     if not presented:
-        where = f"the {spec.header} header" if spec.header else f"the `{spec.query}` query parameter"
+        where = (
+            f"the {spec.header} header" if spec.header else f"the `{spec.query}` query parameter"
+        )
         raise Unauthorized(f"missing API key: send it in {where}")
     candidate = presented.encode()
     matched = False
@@ -65,11 +71,15 @@ def _bearer(spec: InboundAuthSpec, headers: Mapping[str, str]) -> Identity:
     value = headers.get("authorization")
     challenge = 'Bearer realm="gateway"'
     if not value:
-        raise Unauthorized("Authorization header required: send `Authorization: Bearer <token>`", challenge)
+        raise Unauthorized(
+            "Authorization header required: send `Authorization: Bearer <token>`", challenge
+        )
     scheme, _, token = value.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer":
-        raise Unauthorized("Bearer token required: the Authorization header must start with `Bearer `", challenge)
+        raise Unauthorized(
+            "Bearer token required: the Authorization header must start with `Bearer `", challenge
+        )
     if not token:
         raise Unauthorized("Token cannot be empty", challenge)
     if spec.jwt_only and not (10 <= len(token) <= 4096 and _JWT.match(token)):

@@ -45,7 +45,12 @@ def serve(config_dir: Path, host: str, port: int) -> int:
         server_header=False,
         log_level=logging.WARNING,
     )
-    logger.info("serving %d routes (version %s) on http://%s:%d", len(snapshot.routes),
-                snapshot.version, host, port)
+    logger.info(
+        "serving %d routes (version %s) on http://%s:%d",
+        len(snapshot.routes),
+        snapshot.version,
+        host,
+        port,
+    )
     asyncio.run(uvicorn.Server(config).serve())
     return 0

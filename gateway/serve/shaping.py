@@ -17,8 +17,12 @@ _encode = msgspec.json.Encoder().encode
 
 
 def _marker(shown: int, total: int) -> dict[str, Any]:
-    return {"truncated": True, "shown": shown, "total": total,
-            "note": "answer cut to fit the size limit; narrow the request to see the rest"}
+    return {
+        "truncated": True,
+        "shown": shown,
+        "total": total,
+        "note": "answer cut to fit the size limit; narrow the request to see the rest",
+    }
 
 
 def cap_text(text: str, max_chars: int) -> str:

@@ -44,7 +44,9 @@ class ClientPool:
             )
             session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=aiohttp.ClientTimeout(total=settings.timeout, connect=settings.connect_timeout),
+                timeout=aiohttp.ClientTimeout(
+                    total=settings.timeout, connect=settings.connect_timeout
+                ),
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
             )
