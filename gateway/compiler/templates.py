@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import nodes
-from jinja2.nativetypes import NativeEnvironment
+from jinja2.nativetypes import NativeCodeGenerator, NativeEnvironment, NativeTemplate
 from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = [
@@ -32,8 +33,43 @@ REQUEST_NAMES = frozenset({"query", "path", "headers", "body", "route", "request
 RESPONSE_NAMES = REQUEST_NAMES | {"status", "upstream_headers", "request"}
 
 
+def _concat(values: Iterable[Any]) -> Any:
+    """One expression keeps its Python type; text mixed with expressions is a string.
+
+    Jinja's own native concat also ``literal_eval``s strings, so `{{ x | tojson }}` would come
+    back as a dict; a string result here is always the string the template wrote.
+    """
+    parts = list(itertools.islice(values, 2))
+    if len(parts) == 1:
+        return parts[0]
+    return "".join(str(part) for part in itertools.chain(parts, values))
+
+
+class _CodeGenerator(NativeCodeGenerator):
+    """Evaluates expressions at render time, so a constant `{{ {...} }}` stays a dict.
+
+    Jinja folds constant expressions into their text at compile time and relies on
+    ``literal_eval`` to get the value back, which `_concat` deliberately does not do.
+    """
+
+    def _output_child_to_const(self, node: nodes.Expr, frame: Any, finalize: Any) -> str:
+        if isinstance(node, nodes.TemplateData):
+            return str(node.as_const(frame.eval_ctx))
+        raise nodes.Impossible()
+
+
 class _SandboxedNativeEnvironment(SandboxedEnvironment, NativeEnvironment):
     """Sandboxed (no attribute escapes) and native (values keep their Python type)."""
+
+    concat = staticmethod(_concat)
+    code_generator_class = _CodeGenerator
+
+
+class _NativeTemplate(NativeTemplate):
+    environment_class = _SandboxedNativeEnvironment
+
+
+_SandboxedNativeEnvironment.template_class = _NativeTemplate
 
 
 def pick(value: Any, *keys: str) -> Any:

@@ -148,7 +148,7 @@ def _item_errors(source: SourceFile, type_: type[Any]) -> list[ConfigError]:
     for key, value in data.items():
         path = f"$.{key}"
         if key not in fields:
-            found.append(source.error(path, f"Object contains unknown field `{key}`"))
+            found.append(source.error(path, f"Object contains unknown field `{key}`", at_key=True))
             continue
         field_type = fields[key]
         if typing.get_origin(field_type) is list and isinstance(value, list):
@@ -180,6 +180,7 @@ def _to_config_error(
     unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
     if unknown:
         path = f"{path}.{unknown[1]}"
+        return source.error(path, message, at_key=True)
     if message.startswith("Invalid value") and path.endswith(".type"):
         message += _valid_tags_hint(source, path)
     elif message.startswith("Invalid enum value") or "matching regex" in message:

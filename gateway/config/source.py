@@ -31,6 +31,8 @@ class SourceFile:
     name: str
     data: Any
     marks: dict[str, tuple[int, int]]
+    key_marks: dict[str, tuple[int, int]]
+    """Where the key of a mapping entry stands (unknown-key errors point there)."""
     missing: tuple[MissingVariable, ...]
     secrets: frozenset[str]
     digest: str
@@ -44,8 +46,10 @@ class SourceFile:
             probe = _parent(probe)
         return self.marks.get("$", (1, 1))
 
-    def error(self, path: str, message: str) -> ConfigError:
-        line, column = self.locate(path)
+    def error(self, path: str, message: str, *, at_key: bool = False) -> ConfigError:
+        line, column = (
+            self.key_marks.get(path) if at_key and path in self.key_marks else self.locate(path)
+        )
         return ConfigError(self.name, line, column, message, path)
 
 
@@ -80,6 +84,7 @@ def read_yaml(file: Path, name: str, interpolator: Interpolator) -> SourceFile:
         name=name,
         data=data,
         marks=walker.marks,
+        key_marks=walker.key_marks,
         missing=tuple(interpolator.missing),
         secrets=frozenset(interpolator.secrets),
         digest=digest,
@@ -91,6 +96,7 @@ class _Walker:
         self.name = name
         self.interpolator = interpolator
         self.marks: dict[str, tuple[int, int]] = {}
+        self.key_marks: dict[str, tuple[int, int]] = {}
         self.errors: list[ConfigError] = []
         self._constructor = _SCALARS("")
 
@@ -116,6 +122,7 @@ class _Walker:
                 self._error(key_node, path, f"keys must be strings, got `{key!r}`")
                 continue
             child = f"{path}.{key}"
+            self.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
                 self._error(key_node, child, f"duplicate key `{key}`")
                 continue

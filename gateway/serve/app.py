@@ -20,6 +20,7 @@ import yaml
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
 from litestar.openapi.plugins import RedocRenderPlugin
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.logs import REQUEST_ID, logger
@@ -165,7 +166,7 @@ def build_app(state: GatewayState) -> GatewayApp:
 
 def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
-    if isinstance(exc, HTTPException) and status == 404:
+    if isinstance(exc, HTTPException) and status == 404 and exc.detail == "Not Found":
         detail = f"no route for {request.method} {request.url.path}; see /openapi.json"
     elif isinstance(exc, HTTPException):
         detail = exc.detail
@@ -227,7 +228,7 @@ def _litestar(state: GatewayState) -> Litestar:
         return Response(text, media_type="application/yaml")
 
     @get("/actions/{profile:str}/openapi.json", sync_to_thread=False)
-    def profile_json(profile: str) -> Response[bytes]:
+    def profile_json(profile: FromPath[str]) -> Response[bytes]:
         documents = switch.current.profiles
         if profile not in documents:
             known = ", ".join(sorted(documents)) or "none"

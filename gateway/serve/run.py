@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
+from collections.abc import Generator
 from pathlib import Path
 
 import uvicorn
@@ -43,6 +46,7 @@ def serve(config_dir: Path, host: str, port: int) -> int:
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # X-Forwarded-* are not trusted unless a deployment says so
         log_level=logging.WARNING,
     )
     logger.info(
@@ -52,5 +56,30 @@ def serve(config_dir: Path, host: str, port: int) -> int:
         host,
         port,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(_Server(config).serve())
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping gracefully on SIGTERM/SIGINT and then exiting 0.
+
+    uvicorn re-raises the captured signal after shutdown (so the process dies "by signal");
+    a gateway that drained its requests cleanly has succeeded.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stop, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    def _stop(self, sig: int) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+        self.should_exit = True
+        logger.info("stopping (%s): finishing requests in flight", signal.Signals(sig).name)

@@ -1,0 +1,85 @@
+"""Shared fixtures: loopback upstreams and an in-process gateway on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+import uvicorn
+
+from gateway.compiler.build import compile_config
+from gateway.config.load import load
+from gateway.serve.app import GatewayState, build_app
+from gateway.serve.switch import Switch
+from gateway.upstream.clients import ClientPool
+from tests.upstreams.ambivo import ambivo_app
+from tests.upstreams.server import Upstream, free_port, serve_upstream
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class RunningGateway:
+    def __init__(self, url: str, state: GatewayState, session: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.state = state
+        self.http = session
+
+
+@asynccontextmanager
+async def run_gateway(
+    config_dir: Path, environ: Mapping[str, str]
+) -> AsyncIterator[RunningGateway]:
+    """The real ASGI app under uvicorn on a free loopback port."""
+    snapshot = compile_config(load(config_dir, environ=environ))
+    state = GatewayState(switch=Switch(snapshot), pool=ClientPool())
+    port = free_port()
+    config = uvicorn.Config(
+        build_app(state),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        loop="asyncio",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):  # bounded: 10 s
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    assert server.started, "gateway did not start"
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield RunningGateway(f"http://127.0.0.1:{port}", state, session)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+GatewayFactory = Callable[[Path, Mapping[str, str]], AbstractAsyncContextManager[RunningGateway]]
+
+
+@pytest.fixture
+def gateway() -> GatewayFactory:
+    return run_gateway
+
+
+@pytest.fixture
+async def ambivo() -> AsyncIterator[Upstream]:
+    app, recorder = ambivo_app()
+    async with serve_upstream(app, recorder) as upstream:
+        yield upstream
+
+
+def write_config(folder: Path, gateway_yaml: str, routes: Mapping[str, str]) -> Path:
+    """A config folder in ``folder``: gateway.yaml and routes.d/<name>.yaml files."""
+    (folder / "routes.d").mkdir(parents=True, exist_ok=True)
+    (folder / "gateway.yaml").write_text(gateway_yaml)
+    for name, text in routes.items():
+        (folder / "routes.d" / f"{name}.yaml").write_text(text)
+    return folder

@@ -1,0 +1,134 @@
+"""End to end: the real `gateway` CLI as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from tests.conftest import REPO, write_config
+from tests.upstreams.server import Upstream, free_port
+
+GATEWAY_BIN = str(Path(sys.executable).parent / "gateway")
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMSJ9.c2lnbmF0dXJl"
+# The environment of a fresh machine: none of the upstreams' secrets.
+CLEAN_ENV = {
+    key: value
+    for key, value in os.environ.items()
+    if not key.endswith(("_API_KEY", "_TOKEN", "_URL", "_UUID"))
+}
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [GATEWAY_BIN, *args],
+        cwd=cwd,
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_serve_proxies_ambivo_and_reports_unconfigured(ambivo: Upstream) -> None:
+    port = free_port()
+    env = {**CLEAN_ENV, "AMBIVO_API_BASE_URL": ambivo.url, "GATEWAY_PORT": str(port)}
+    process = subprocess.Popen(
+        [GATEWAY_BIN, "serve", "--config-dir", str(REPO)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(150):  # bounded: 15 s
+                try:
+                    async with http.get(f"{url}/health") as r:
+                        if r.status == 200:
+                            health = await r.json()
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("gateway serve did not answer /health within 15 s")
+            assert health["routes"] == 12
+            async with http.post(
+                f"{url}/query",
+                json={"query": "leads"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            ) as r:
+                assert r.status == 200
+                assert (await r.json())["success"] is True
+            async with http.get(f"{url}/openai/models") as r:
+                assert r.status == 503
+                assert (await r.json())["detail"] == (
+                    'upstream "openai" is not configured: set OPENAI_API_KEY'
+                )
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0
+    assert (
+        'route listModels answers 503: upstream "openai" is not configured: set OPENAI_API_KEY'
+        in output
+    )
+    assert "serving 12 routes" in output
+    assert ambivo.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_check_is_clean_on_the_shipped_config() -> None:
+    result = run("check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].endswith(": ok")
+    assert result.stderr == ""
+
+
+def test_check_lists_every_error_and_fails(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        "",
+        {
+            "a": "upstream: {name: a, base_url: 'http://127.0.0.1:9', timeout: 3x}\n"
+            "routes:\n  - {id: one, path: one}\n",
+        },
+    )
+    result = run("check", "--config-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "routes.d/a.yaml:1:62: Expected a duration like `10s`, `200ms` or `1.5m`, got '3x'"
+        " - at `$.upstream.timeout`",
+        "routes.d/a.yaml:3:21: Invalid value: A path starting with `/`; `{name}` marks a path"
+        " parameter. - at `$.routes[0].path`",
+        f"2 errors in {tmp_path}",
+    ]
+
+
+def test_routes_table() -> None:
+    result = run("routes")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS"]
+    assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "bearer", "ok"]
+
+
+def test_openapi_profile_as_yaml_and_unknown_profile() -> None:
+    result = run("openapi", "--profile", "ambivo", "--format", "yaml")
+    document = yaml.safe_load(result.stdout)
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {"/query", "/tools", "/tools/natural-query"}
+    missing = run("openapi", "--profile", "nope")
+    assert missing.returncode == 1
+    assert missing.stderr == "no profile `nope` (known: ambivo, gmail, openai, support)\n"
+
+
+def test_schema_files_are_current() -> None:
+    result = run("schema", "--check")
+    assert result.returncode == 0, result.stderr

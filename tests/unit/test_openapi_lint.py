@@ -1,0 +1,228 @@
+"""The served documents are valid OpenAPI 3.1 and every profile lints clean for ChatGPT."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from gateway.compiler.build import compile_config
+from gateway.compiler.lint import lint_document
+from gateway.config.load import load
+from gateway.snapshot import Snapshot
+from tests.conftest import REPO
+
+PUBLIC = "https://gw.example.com"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Snapshot:
+    return compile_config(load(REPO, environ={"GATEWAY_PUBLIC_URL": PUBLIC}))
+
+
+def test_merged_document_and_profiles_validate(shipped: Snapshot) -> None:
+    for document in [shipped.openapi, *shipped.profiles.values()]:
+        validate(copy.deepcopy(dict(document)))
+        assert document["openapi"] == "3.1.0"
+        assert document["servers"] == [{"url": PUBLIC}]
+    for profile in shipped.profiles.values():
+        assert len(profile["components"].get("securitySchemes", {})) <= 1
+
+
+def test_every_profile_lints_clean(shipped: Snapshot) -> None:
+    assert shipped.lint == ()
+
+
+def test_http_public_url_is_a_warning_not_an_error() -> None:
+    snapshot = compile_config(load(REPO, environ={}))
+    assert {issue.level for issue in snapshot.lint} == {"warning"}
+    assert str(snapshot.lint[0]) == (
+        "warning: [profile ambivo] servers[0].url 'http://127.0.0.1:8080' is not https:"
+        " ChatGPT refuses it; set server.public_url"
+    )
+
+
+def test_consequential_flags_and_security(shipped: Snapshot) -> None:
+    paths = shipped.profiles["ambivo"]["paths"]
+    assert paths["/tools"]["get"]["x-openai-isConsequential"] is False
+    assert paths["/query"]["post"]["x-openai-isConsequential"] is True
+    assert paths["/query"]["post"]["security"] == [{"bearer": []}]
+    assert shipped.profiles["ambivo"]["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+
+
+def operation(**extra: Any) -> dict[str, Any]:
+    return {
+        "operationId": "op",
+        "responses": {"200": {"description": "ok"}},
+        "x-openai-isConsequential": False,
+        **extra,
+    }
+
+
+def document(paths: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": PUBLIC}],
+        "paths": paths,
+        "components": {"schemas": {}},
+        **extra,
+    }
+
+
+def messages(doc: dict[str, Any]) -> list[str]:
+    return [issue.message for issue in lint_document("d", doc, {"op": ("routes.d/x.yaml", 7)})]
+
+
+def test_clean_document_has_no_issues() -> None:
+    assert messages(document({"/a": {"get": operation()}})) == []
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        pytest.param(
+            document({"/a": {"get": operation()}}, openapi="3.0.1"),
+            ["`openapi` must be 3.1.0, got '3.0.1'"],
+            id="version",
+        ),
+        pytest.param(
+            document({f"/p{i}": {"get": operation(operationId=f"op{i}")} for i in range(31)}),
+            ["has 31 operations; an action allows at most 30"],
+            id="too-many-operations",
+        ),
+        pytest.param(
+            document({"/a": {"get": operation()}, "/b": {"get": operation()}}),
+            ["GET /a: operationId `op` is not unique", "GET /b: operationId `op` is not unique"],
+            id="duplicate-operation-id",
+        ),
+        pytest.param(
+            document({"/a": {"get": operation(operationId="bad id!")}}),
+            ["GET /a: operationId 'bad id!' must match [A-Za-z0-9_-]{1,64}"],
+            id="operation-id",
+        ),
+        pytest.param(
+            document({"/a": {"get": operation(summary="s" * 301)}}),
+            ["GET /a: summary has 301 characters (max 300)"],
+            id="long-summary",
+        ),
+        pytest.param(
+            document(
+                {
+                    "/a": {
+                        "get": operation(
+                            parameters=[
+                                {
+                                    "name": "q",
+                                    "in": "query",
+                                    "description": "d" * 701,
+                                    "schema": {"type": "string"},
+                                }
+                            ]
+                        )
+                    }
+                }
+            ),
+            ["GET /a: parameter `q` description is over 700 characters"],
+            id="long-param",
+        ),
+        pytest.param(
+            {**document({"/a": {"get": operation()}}), "components": {}},
+            [
+                "`components.schemas` must be an object (ChatGPT: schemas subsection is not an object)"
+            ],
+            id="no-schemas",
+        ),
+        pytest.param(
+            document(
+                {
+                    "/a": {
+                        "post": operation(
+                            requestBody={
+                                "content": {"application/json": {"schema": {"type": "object"}}}
+                            }
+                        )
+                    }
+                }
+            ),
+            [
+                "POST /a: object schema at $.requestBody.content.application/json.schema has no"
+                " `properties` (free-form objects fail in ChatGPT)"
+            ],
+            id="free-form-object",
+        ),
+        pytest.param(
+            document(
+                {"/a": {"get": operation()}},
+                components={"schemas": {"X": {"oneOf": [{"type": "string"}, {"type": "integer"}]}}},
+            ),
+            ["components.schemas.X: schema at $ uses `oneOf`, which ChatGPT does not support"],
+            id="one-of",
+        ),
+        pytest.param(
+            document(
+                {
+                    "/a": {
+                        "get": operation(
+                            parameters=[{"name": "ids", "in": "query", "schema": {"type": "array"}}]
+                        )
+                    }
+                }
+            ),
+            ["GET /a: parameter `ids` is an array query parameter; ChatGPT mis-serializes those"],
+            id="array-query",
+        ),
+        pytest.param(
+            document(
+                {
+                    "/a": {
+                        "get": operation(
+                            parameters=[
+                                {"name": "X-Key", "in": "header", "schema": {"type": "string"}}
+                            ]
+                        )
+                    }
+                }
+            ),
+            ["GET /a: parameter `X-Key` is a header parameter; ChatGPT ignores those"],
+            id="header-param",
+        ),
+        pytest.param(
+            document({"/a": {"get": {"operationId": "op", "responses": {}}}}),
+            ["GET /a: `x-openai-isConsequential` is not set"],
+            id="consequential",
+        ),
+        pytest.param(
+            document(
+                {"/a": {"get": operation()}},
+                components={
+                    "schemas": {},
+                    "securitySchemes": {
+                        "a": {"type": "http", "scheme": "bearer"},
+                        "b": {"type": "apiKey", "in": "header", "name": "k"},
+                    },
+                },
+            ),
+            ["uses 2 security schemes (a, b); an action supports one"],
+            id="two-schemes",
+        ),
+    ],
+)
+def test_lint_catches_each_rule(doc: dict[str, Any], expected: list[str]) -> None:
+    assert messages(doc) == expected
+
+
+def test_operation_issues_carry_the_route_place() -> None:
+    (issue,) = lint_document(
+        "profile p",
+        document({"/a": {"get": operation(summary="s" * 400)}}),
+        {"op": ("routes.d/x.yaml", 7)},
+    )
+    assert (
+        str(issue)
+        == "routes.d/x.yaml:7: error: [profile p] GET /a: summary has 400 characters (max 300)"
+    )

@@ -1,0 +1,46 @@
+"""A loopback Ambivo API: POST /entity/natural_query, as the Ambivo clients call it.
+
+Wire facts (shared/UPSTREAMS.md section 1): `Authorization: Bearer <JWT>`, body
+`{"query", "response_format"}`; answers JSON. An error may come inside a 200 body
+(`{"success": false, "error": ...}`), which the gateway must surface as an error.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from tests.upstreams.server import Recorder
+
+JWT = re.compile(r"^Bearer [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+ROWS = [
+    {"id": "lead_1", "name": "Ada Lovelace", "status": "new"},
+    {"id": "lead_2", "name": "Alan Turing", "status": "contacted"},
+]
+
+
+def ambivo_app() -> tuple[web.Application, Recorder]:
+    recorder = Recorder()
+    app = web.Application(middlewares=[recorder.middleware])
+
+    async def natural_query(request: web.Request) -> web.Response:
+        if not JWT.match(request.headers.get("Authorization", "")):
+            return web.json_response({"detail": "Invalid or expired token"}, status=401)
+        payload = await request.json()
+        query = payload.get("query", "")
+        if "boom" in query:
+            return web.json_response({"detail": "internal failure"}, status=500)
+        if "fail" in query:
+            return web.json_response({"success": False, "error": "Query could not be parsed"})
+        return web.json_response(
+            {
+                "success": True,
+                "data": ROWS,
+                "natural_response": f"Found {len(ROWS)} leads for: {query}",
+                "response_format": payload.get("response_format"),
+            }
+        )
+
+    app.router.add_post("/entity/natural_query", natural_query)
+    return app, recorder
