@@ -47,9 +47,8 @@ class SourceFile:
         return self.marks.get("$", (1, 1))
 
     def error(self, path: str, message: str, *, at_key: bool = False) -> ConfigError:
-        line, column = (
-            self.key_marks.get(path) if at_key and path in self.key_marks else self.locate(path)
-        )
+        key_mark = self.key_marks.get(path) if at_key else None
+        line, column = key_mark or self.locate(path)
         return ConfigError(self.name, line, column, message, path)
 
 
