@@ -1,7 +1,7 @@
 """The `gateway` command: serve, check, openapi, routes, schema.
 
 gateway serve [--config-dir DIR] [--host H] [--port P]
-gateway check [--config-dir DIR]          exit 0 clean, 1 with every error listed
+gateway check [--config-dir DIR] [--diff-against DIR]   exit 0 clean, 1 listing every error
 gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
 gateway routes                            id, method, path, upstream, auth, status
 gateway schema [--check]                  write (or verify) schemas/config/*.json
@@ -20,6 +20,7 @@ import yaml
 
 from gateway.compiler.build import compile_config
 from gateway.config.load import load
+from gateway.diff import diff_snapshots
 from gateway.errors import ConfigErrors
 from gateway.snapshot import Snapshot
 
@@ -39,6 +40,9 @@ def _snapshot_or_exit(config_dir: Path) -> Snapshot:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     snapshot = _snapshot_or_exit(args.config_dir)
+    if args.diff_against is not None:
+        lines = diff_snapshots(_snapshot_or_exit(args.diff_against), snapshot).lines()
+        print("\n".join(lines) if lines else f"no changes against {args.diff_against}")
     errors = [issue for issue in snapshot.lint if issue.level == "error"]
     for issue in snapshot.lint:
         print(issue, file=sys.stderr if issue.level == "error" else sys.stdout)
@@ -79,6 +83,8 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     for route in snapshot.routes:
         auth = route.auth.id if route.auth else "none"
         upstream = route.upstream_name or ("(static)" if route.static else "-")
+        if route.plugin is not None:
+            upstream = f"{route.plugin.module}:{route.plugin.function}"
         rows.append((route.id, route.method, route.path, upstream, auth, route.status_text))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -127,7 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
     serve.set_defaults(run=_cmd_serve)
-    command("check", "load, compile and lint the configuration").set_defaults(run=_cmd_check)
+    check = command("check", "load, compile and lint the configuration")
+    check.add_argument(
+        "--diff-against",
+        type=Path,
+        metavar="DIR",
+        help="also list the routes and operations a reload from DIR to this config would change",
+    )
+    check.set_defaults(run=_cmd_check)
     openapi = command("openapi", "print the merged OpenAPI document or one profile")
     openapi.add_argument("--profile")
     openapi.add_argument("--format", choices=("json", "yaml"), default="json")

@@ -57,7 +57,7 @@ class UpstreamError(GatewayError):
         self.upstream = upstream
         self.detail = detail
         self.status = status
-        super().__init__(f'upstream "{upstream}": {detail}')
+        super().__init__(f'upstream "{upstream}" {detail}')
 
 
 class UpstreamTimeout(UpstreamError):

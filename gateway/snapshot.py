@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 from litestar.config.cors import CORSConfig
@@ -18,10 +18,14 @@ from litestar.config.cors import CORSConfig
 from gateway.compiler.templates import CompiledTemplate
 from gateway.compiler.validation import ParamValidator
 
+if TYPE_CHECKING:
+    from gateway.compiler.plugins import PluginTarget
+
 __all__ = [
     "CompiledRoute",
     "InboundAuthSpec",
     "LintIssue",
+    "PluginUpstream",
     "RouteTable",
     "Snapshot",
     "UpstreamSettings",
@@ -93,6 +97,8 @@ class CompiledRoute:
     retry: RetryPolicy
     unconfigured: str | None
     """The 503 message when a secret this route needs is not set."""
+    plugin: PluginTarget | None = None
+    plugin_clients: Mapping[str, PluginUpstream] = field(default_factory=dict)
 
     @property
     def needs_json(self) -> bool:
@@ -102,6 +108,15 @@ class CompiledRoute:
     @property
     def status_text(self) -> str:
         return "ok" if self.unconfigured is None else f"unconfigured: {self.unconfigured}"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginUpstream:
+    """An upstream a plugin may call, with what every call to it carries."""
+
+    settings: UpstreamSettings
+    static_headers: Mapping[str, str]
+    retry: RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +186,10 @@ class Snapshot:
     upstreams: Mapping[str, UpstreamSettings]
     unconfigured: Mapping[str, str]
     """Route id -> the 503 message, for every route missing a secret."""
+    admin: InboundAuthSpec
+    """Who may call /admin/*: an api_key spec (no keys: the admin API is off)."""
+    route_hashes: Mapping[str, str]
+    """Route id -> hash of everything that shapes it (its file's upstream included)."""
     secrets: frozenset[str] = field(repr=False, default=frozenset())
 
     def redact(self, text: str) -> str:

@@ -18,6 +18,7 @@ import msgspec
 from litestar.config.cors import CORSConfig
 
 from gateway.compiler.openapi import build_documents
+from gateway.compiler.plugins import PluginTarget, resolve_handler
 from gateway.compiler.templates import REQUEST_NAMES, RESPONSE_NAMES, TemplateCompiler
 from gateway.compiler.validation import (
     PATH_PARAM,
@@ -44,6 +45,7 @@ from gateway.errors import ConfigError, ConfigErrors
 from gateway.snapshot import (
     CompiledRoute,
     InboundAuthSpec,
+    PluginUpstream,
     RetryPolicy,
     RouteTable,
     Snapshot,
@@ -123,7 +125,10 @@ class _Compiler:
             raise ConfigErrors(self.errors)
 
         cors = gateway.cors
+        admin_keys = tuple(key.encode() for key in gateway.admin.keys if key)
+        admin = InboundAuthSpec("admin", "api_key", keys=admin_keys, header=gateway.admin.header)
         secrets = {secret for source in self.config.sources() for secret in source.secrets}
+        secrets |= {key.decode() for key in admin_keys}
         secrets |= {key.decode() for spec in auth_specs.values() for key in spec.keys}
         return Snapshot(
             version=self.version(),
@@ -146,6 +151,8 @@ class _Compiler:
             max_body_bytes=gateway.server.max_body_bytes,
             upstreams={settings.name: settings for settings, _ in upstreams.values()},
             unconfigured={r.id: r.unconfigured for r in routes if r.unconfigured},
+            route_hashes=self.route_hashes(),
+            admin=admin,
             secrets=frozenset(secret for secret in secrets if len(secret) >= 4),
         )
 
@@ -160,6 +167,15 @@ class _Compiler:
             digest.update(schema.name.encode())
             digest.update(msgspec.json.encode(schema.schema))
         return digest.hexdigest()[:12]
+
+    def route_hashes(self) -> dict[str, str]:
+        hashes = {}
+        for loaded in self.config.route_files:
+            upstream = msgspec.json.encode(loaded.content.upstream, enc_hook=float)
+            for route in loaded.content.routes:
+                encoded = upstream + msgspec.json.encode(route, enc_hook=float)
+                hashes[route.id] = hashlib.sha256(encoded).hexdigest()[:16]
+        return hashes
 
     # --- schemas ---------------------------------------------------------------------------
 
@@ -280,7 +296,13 @@ class _Compiler:
             self.error(source, f"{path}.path", f"path `{route.path}` is reserved by the gateway")
 
         upstream = loaded.content.upstream
-        if upstream is None and not route.static:
+        plugin: PluginTarget | None = None
+        plugin_clients: dict[str, PluginUpstream] = {}
+        if route.handler is not None:
+            plugin, plugin_clients = self.compile_plugin(source, path, route, upstream, upstreams)
+        if route.static and route.handler is not None:
+            self.error(source, f"{path}.static", "a route is `static` or has a `handler`, not both")
+        if upstream is None and not route.static and route.handler is None:
             self.error(
                 source,
                 path,
@@ -359,7 +381,7 @@ class _Compiler:
             file=source.name,
             line=line,
             upstream_name=upstream.name if upstream else None,
-            upstream=None if route.static else settings,
+            upstream=None if route.static or route.handler else settings,
             auth=auth,
             query_validator=ParamValidator.build("query", route.query),
             path_validator=ParamValidator.build("path", path_params),
@@ -380,8 +402,56 @@ class _Compiler:
             max_chars=response.max_chars or self.config.gateway.defaults.max_response_chars,
             timeout=route.timeout or (settings.timeout if settings else DEFAULT_TIMEOUT),
             retry=self.retry_policy(route, upstream),
-            unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing),
+            unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing)
+            or self.plugin_unconfigured(plugin_clients, upstreams),
+            plugin=plugin,
+            plugin_clients=plugin_clients,
         )
+
+    def compile_plugin(
+        self,
+        source: SourceFile,
+        path: str,
+        route: Route,
+        upstream: Upstream | None,
+        upstreams: dict[str, tuple[UpstreamSettings, LoadedRoutes]],
+    ) -> tuple[PluginTarget | None, dict[str, PluginUpstream]]:
+        assert route.handler is not None
+        resolved = resolve_handler(self.config.directory, route.handler, route.settings)
+        target = None
+        if isinstance(resolved, str):
+            where = "settings" if resolved.startswith("settings of plugin") else "handler"
+            self.error(source, f"{path}.{where}", resolved)
+        else:
+            target = resolved
+        names = route.upstreams or ([upstream.name] if upstream is not None else [])
+        clients: dict[str, PluginUpstream] = {}
+        for position, name in enumerate(names):
+            if name not in upstreams:
+                known = ", ".join(sorted(upstreams)) or "none"
+                self.error(
+                    source,
+                    f"{path}.upstreams[{position}]",
+                    f"upstream `{name}` does not exist (known: {known})",
+                )
+                continue
+            settings, loaded = upstreams[name]
+            headers, _ = _outbound_headers(loaded.content.upstream)
+            clients[name] = PluginUpstream(
+                settings, headers, self.retry_policy(route, loaded.content.upstream)
+            )
+        return target, clients
+
+    @staticmethod
+    def plugin_unconfigured(
+        clients: dict[str, PluginUpstream],
+        upstreams: dict[str, tuple[UpstreamSettings, LoadedRoutes]],
+    ) -> str | None:
+        for name in clients:
+            variables = _missing_under(upstreams[name][1].source.missing, "$.upstream")
+            if variables:
+                return f'upstream "{name}" is not configured: set {", ".join(variables)}'
+        return None
 
     def path_params(self, source: SourceFile, path: str, route: Route) -> list[Param]:
         in_path = PATH_PARAM.findall(route.path)

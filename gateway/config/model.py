@@ -19,11 +19,13 @@ from gateway.config.fields import (
     HeaderName,
     HttpMethod,
     Identifier,
+    ModuleRef,
     ParamName,
     RoutePath,
 )
 
 __all__ = [
+    "Admin",
     "ApiKeyAuth",
     "BearerAuth",
     "BearerPassthroughAuth",
@@ -149,10 +151,18 @@ class Profile(Base):
     tags: list[str] = []
 
 
+class Admin(Base):
+    """The admin API (`POST /admin/reload`): callers send one of `keys` in `header`."""
+
+    keys: list[str] = []
+    header: HeaderName = "X-Admin-Key"
+
+
 class GatewayFile(Base):
     """`gateway.yaml`: the global file."""
 
     server: Server = Server()
+    admin: Admin = Admin()
     info: Info = Info()
     cors: CorsSettings = CorsSettings()
     auth: list[InboundAuth] = []
@@ -274,6 +284,12 @@ class Route(Base):
     upstream: UpstreamCall = UpstreamCall()
     static: bool = False
     """Answer from `response.body` alone, with no upstream call."""
+    handler: ModuleRef | None = None
+    """A plugin handler `module:function` (plugins/module.py) that answers this route."""
+    settings: dict[str, Any] = {}
+    """The handler's settings, checked against the plugin's `Settings` Struct."""
+    upstreams: list[Identifier] = []
+    """Upstreams whose clients the handler gets (default: this file's upstream)."""
     response: ResponseSpec = ResponseSpec()
     timeout: Duration | None = None
     retry: Retry | None = None

@@ -8,6 +8,7 @@ once, whose handlers read the current snapshot: health, OpenAPI documents, docs.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -17,17 +18,20 @@ from typing import Any, cast
 
 import msgspec
 import yaml
-from litestar import Litestar, MediaType, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.logs import REQUEST_ID, logger
+from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.cors import preflight_headers, response_headers
 from gateway.serve.dispatch import Dispatcher
+from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.switch import Switch
+from gateway.snapshot import Snapshot
 from gateway.upstream.clients import ClientPool
 
 __all__ = ["GatewayApp", "GatewayState", "build_app"]
@@ -39,14 +43,19 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 @dataclass
 class GatewayState:
-    """What the process knows beyond the snapshot: when it started, how reloads went."""
+    """What the process holds beyond the snapshot: its clients, its reloader, its age."""
 
     switch: Switch
     pool: ClientPool
+    reloader: Reloader | None = None
     started_at: float = field(default_factory=time.time)
-    last_reload_error: str | None = None
-    reloads: int = 0
-    failed_reloads: int = 0
+
+    def swap(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
+        self.switch.swap(snapshot)
+        retired = self.pool.retain(snapshot.upstreams.values())
+        if retired:
+            logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
 
 
 class GatewayApp:
@@ -164,6 +173,17 @@ def build_app(state: GatewayState) -> GatewayApp:
     return GatewayApp(state, cast(ASGIApp, _litestar(state)))
 
 
+def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
+    if not snapshot.admin.keys:
+        detail = "the admin API is off: set `admin.keys` in gateway.yaml"
+        raise HTTPException(status_code=503, detail=detail)
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    try:
+        authenticate(snapshot.admin, headers, {})
+    except Unauthorized as exc:
+        raise HTTPException(status_code=401, detail=exc.detail) from None
+
+
 def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
     if isinstance(exc, HTTPException) and status == 404 and exc.detail == "Not Found":
@@ -189,6 +209,7 @@ def _litestar(state: GatewayState) -> Litestar:
     @get("/health", sync_to_thread=False)
     def health() -> dict[str, Any]:
         snapshot = switch.current
+        reloader = state.reloader
         return {
             "status": "ok",
             "version": snapshot.version,
@@ -197,9 +218,9 @@ def _litestar(state: GatewayState) -> Litestar:
                 {"route": route_id, "reason": reason}
                 for route_id, reason in snapshot.unconfigured.items()
             ],
-            "reloads": state.reloads,
-            "failed_reloads": state.failed_reloads,
-            "last_reload_error": state.last_reload_error,
+            "reloads": reloader.reloads if reloader else 0,
+            "failed_reloads": reloader.failed if reloader else 0,
+            "last_reload_error": reloader.last_error if reloader else None,
             "uptime_seconds": round(time.time() - state.started_at, 1),
         }
 
@@ -245,7 +266,39 @@ def _litestar(state: GatewayState) -> Litestar:
     def docs(request: Request[Any, Any, Any]) -> bytes:
         return redoc.render(request, dict(switch.current.openapi))
 
+    @post("/admin/reload", status_code=200)
+    async def admin_reload(request: Request[Any, Any, Any]) -> Response[bytes]:
+        _require_admin(request, switch.current)
+        if state.reloader is None:
+            raise HTTPException(status_code=503, detail="this gateway runs without reloading")
+        result = await state.reloader.reload("POST /admin/reload")
+        if result.outcome is ReloadOutcome.FAILED:
+            problem = problem_body(
+                422,
+                "config-refused",
+                "the configuration was refused; the previous version keeps serving",
+                request_id=REQUEST_ID.get(),
+                version=result.version,
+                errors=list(result.errors),
+            )
+            return Response(problem, status_code=422, media_type=PROBLEM_CONTENT_TYPE.decode())
+        body: dict[str, Any] = {
+            "status": result.outcome.value,
+            "version": result.version,
+            "changes": result.diff.lines() if result.diff else [],
+        }
+        return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
+
+    watcher: list[asyncio.Task[None]] = []
+
+    async def start_watching() -> None:
+        if state.reloader is not None and state.reloader.watch_files:
+            watcher.append(asyncio.create_task(state.reloader.watch()))
+
     async def close_pool() -> None:
+        for task in watcher:
+            task.cancel()
+        await asyncio.gather(*watcher, return_exceptions=True)
         await state.pool.close()
 
     return Litestar(
@@ -258,10 +311,12 @@ def _litestar(state: GatewayState) -> Litestar:
             profile_json,
             ai_plugin,
             docs,
+            admin_reload,
         ],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,
         logging_config=None,  # ours (gateway.logs) stays in charge of the format
+        on_startup=[start_watching],
         on_shutdown=[close_pool],
         debug=False,
     )

@@ -7,23 +7,24 @@ size cap). Every failure is a problem+json answer; nothing here raises to the se
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-import aiohttp
 import jinja2
 import msgspec
-import yarl
 
 from gateway.compiler.validation import FieldError, body_errors
+from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.logs import logger
+from gateway.plugin import Context, PluginError, PluginRequest, PluginResponse, UpstreamClient
 from gateway.serve.inbound import Identity, Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.shaping import cap_json, cap_text
-from gateway.snapshot import IDEMPOTENT_METHODS, CompiledRoute, RouteMatch, Snapshot
+from gateway.snapshot import CompiledRoute, RouteMatch, Snapshot
+from gateway.upstream.call import UpstreamCaller
 from gateway.upstream.clients import ClientPool
 
 __all__ = ["Dispatcher", "Problem"]
@@ -32,8 +33,6 @@ Scope = dict[str, Any]
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
 EXCERPT_CHARS = 200
-_URL_CACHE_SIZE = 4096
-_SESSION_DEFAULT: Any = aiohttp.helpers.sentinel  # "use the session's ClientTimeout"
 _decode_json = msgspec.json.decode
 _encode_json = msgspec.json.Encoder().encode
 
@@ -59,8 +58,9 @@ class Dispatcher:
 
     def __init__(self, pool: ClientPool) -> None:
         self.pool = pool
-        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
-        self._urls: dict[str, yarl.URL] = {}
+        self.caller = UpstreamCaller(pool)
+        self.plugin_state: dict[str, dict[str, Any]] = {}
+        """Per plugin module, kept for the life of the process (across reloads)."""
 
     async def __call__(
         self,
@@ -146,6 +146,9 @@ class Dispatcher:
                 {**context, "status": 200, "upstream_headers": {}, "request": context},
             )
             return self._shaped(route, route.response_status or 200, value)
+
+        if route.plugin is not None:
+            return await self._run_plugin(snapshot, route, scope, context)
 
         assert route.upstream is not None
         status, upstream_type, upstream_body = await self._call(
@@ -269,6 +272,60 @@ class Dispatcher:
             "auth": identity.as_context() if identity else {"scheme": "none"},
         }
 
+    # --- plugins ---------------------------------------------------------------------------
+
+    async def _run_plugin(
+        self, snapshot: Snapshot, route: CompiledRoute, scope: Scope, context: dict[str, Any]
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        target = route.plugin
+        assert target is not None
+        request_id = context["request_id"]
+        clients = {
+            name: UpstreamClient(
+                up.settings, up.static_headers, up.retry, self.caller.send, request_id
+            )
+            for name, up in route.plugin_clients.items()
+        }
+        ctx = Context(
+            settings=target.settings,
+            clients=clients,
+            state=self.plugin_state.setdefault(target.module, {}),
+            logger=logging.getLogger(f"gateway.plugins.{target.module}"),
+            request_id=request_id,
+        )
+        request = PluginRequest(
+            method=scope["method"],
+            path=scope["path"],
+            route=route.id,
+            query=context["query"],
+            path_params=context["path"],
+            headers=context["headers"],
+            body=context["body"],
+            request_id=request_id,
+            auth_scheme=context["auth"]["scheme"],
+        )
+        name = f"{target.module}:{target.function}"
+        try:
+            result = await target.handler(ctx, request)
+        except PluginError as exc:
+            raise Problem(exc.status, "plugin-refused", exc.detail) from None
+        except UpstreamError as exc:
+            raise Problem(502, "upstream-unreachable", str(exc)) from None
+        except Exception as exc:
+            logger.exception("plugin %s failed on route %s", name, route.id)
+            raise Problem(
+                502, "plugin-failed", f"plugin {name} failed: {type(exc).__name__}"
+            ) from None
+        if isinstance(result, PluginResponse):
+            status, body = result.status, result.body
+            extra = [
+                (key.lower().encode(), value.encode()) for key, value in result.headers.items()
+            ]
+        else:
+            status, body, extra = route.response_status or 200, result, []
+        shaped_status, content_type, encoded, _ = self._shaped(route, status, body)
+        return shaped_status, content_type, encoded, extra
+
     # --- upstream --------------------------------------------------------------------------
 
     async def _call(
@@ -318,70 +375,22 @@ class Dispatcher:
             data = raw_body
             headers.setdefault("Content-Type", inbound.get("content-type", "application/json"))
 
-        session = self.pool.session(settings)
-        url = self._url(settings.base_url, path)
-        method = route.upstream_method
-        retry = route.retry
-        attempts = retry.attempts if method in IDEMPOTENT_METHODS else 1
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                async with session.request(
-                    method,
-                    url,
-                    params=params or None,
-                    headers=headers,
-                    data=data,
-                    timeout=self._timeout(route),
-                    allow_redirects=False,
-                ) as response:
-                    body = await response.read()
-                    if response.status in retry.on_status and not last:
-                        await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
-                        continue
-                    content_type = response.headers.get("Content-Type")
-                    return response.status, content_type.encode() if content_type else None, body
-            except TimeoutError:
-                if last:
-                    raise Problem(
-                        504,
-                        "upstream-timeout",
-                        f'upstream "{route.upstream_name}" did not answer within '
-                        f"{route.timeout:g}s",
-                    ) from None
-            except aiohttp.ClientError as exc:
-                if last:
-                    raise Problem(
-                        502,
-                        "upstream-unreachable",
-                        f'upstream "{route.upstream_name}" could not be reached: '
-                        f"{type(exc).__name__}",
-                    ) from None
-            await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
-        raise AssertionError("unreachable: the last attempt returns or raises")
-
-    def _url(self, base_url: str, path: str) -> yarl.URL:
-        """Parsed once per distinct URL: parsing is a noticeable share of a proxied call."""
-        key = base_url + path
-        url = self._urls.get(key)
-        if url is None:
-            url = yarl.URL(key)
-            if len(self._urls) >= _URL_CACHE_SIZE:
-                self._urls.clear()
-            self._urls[key] = url
-        return url
-
-    def _timeout(self, route: CompiledRoute) -> aiohttp.ClientTimeout | Any:
-        """The route's own timeout, or the session's default (no per-request object)."""
-        settings = route.upstream
-        assert settings is not None
-        if route.timeout == settings.timeout:
-            return _SESSION_DEFAULT
-        key = (route.timeout, settings.connect_timeout)
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            timeout = self._timeouts[key] = aiohttp.ClientTimeout(total=key[0], connect=key[1])
-        return timeout
+        try:
+            answer = await self.caller.send(
+                settings,
+                route.upstream_method,
+                path,
+                retry=route.retry,
+                timeout_seconds=route.timeout,
+                params=params,
+                headers=headers,
+                data=data,
+            )
+        except UpstreamTimeout as exc:
+            raise Problem(504, "upstream-timeout", str(exc)) from None
+        except UpstreamError as exc:
+            raise Problem(502, "upstream-unreachable", str(exc)) from None
+        return answer.status, answer.content_type, answer.body
 
     # --- response --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from gateway.compiler.build import compile_config
 from gateway.config.load import load
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
+from gateway.reload import Reloader
 from gateway.serve.app import GatewayState, build_app
 from gateway.serve.switch import Switch
 from gateway.upstream.clients import ClientPool
@@ -35,6 +36,7 @@ def serve(config_dir: Path, host: str, port: int) -> int:
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool())
+    state.reloader = Reloader(config_dir, current=lambda: state.switch.current, swap=state.swap)
     app = build_app(state)
     config = uvicorn.Config(
         app,
@@ -56,7 +58,7 @@ def serve(config_dir: Path, host: str, port: int) -> int:
         host,
         port,
     )
-    asyncio.run(_Server(config).serve())
+    asyncio.run(_Server(config, state.reloader).serve())
     return 0
 
 
@@ -67,16 +69,27 @@ class _Server(uvicorn.Server):
     a gateway that drained its requests cleanly has succeeded.
     """
 
+    def __init__(self, config: uvicorn.Config, reloader: Reloader) -> None:
+        super().__init__(config)
+        self.reloader = reloader
+        self._reloads: set[asyncio.Task[object]] = set()
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         try:
             yield
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+
+    def _reload(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reloader.reload("SIGHUP"))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     def _stop(self, sig: int) -> None:
         if self.should_exit and sig == signal.SIGINT:

@@ -60,7 +60,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(ambivo: Upstream) -
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("gateway serve did not answer /health within 15 s")
-            assert health["routes"] == 12
+            assert health["routes"] == 14
             async with http.post(
                 f"{url}/query",
                 json={"query": "leads"},
@@ -81,7 +81,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(ambivo: Upstream) -
         'route listModels answers 503: upstream "openai" is not configured: set OPENAI_API_KEY'
         in output
     )
-    assert "serving 12 routes" in output
+    assert "serving 14 routes" in output
     assert ambivo.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
@@ -126,7 +126,7 @@ def test_openapi_profile_as_yaml_and_unknown_profile() -> None:
     assert set(document["paths"]) == {"/query", "/tools", "/tools/natural-query"}
     missing = run("openapi", "--profile", "nope")
     assert missing.returncode == 1
-    assert missing.stderr == "no profile `nope` (known: ambivo, gmail, openai, support)\n"
+    assert missing.stderr == "no profile `nope` (known: ambivo, apps, gmail, openai, support)\n"
 
 
 def test_schema_files_are_current() -> None:

@@ -31,8 +31,8 @@ PUBLIC = (
 
 def test_shipped_config_compiles_without_secrets() -> None:
     snapshot = compile_config(load(REPO, environ={}))
-    assert len(snapshot.routes) == 12
-    assert set(snapshot.profiles) == {"ambivo", "support", "openai", "gmail"}
+    assert len(snapshot.routes) == 14
+    assert set(snapshot.profiles) == {"ambivo", "support", "openai", "apps", "gmail"}
     assert snapshot.unconfigured["listModels"] == (
         'upstream "openai" is not configured: set OPENAI_API_KEY'
     )

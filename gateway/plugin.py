@@ -1,0 +1,164 @@
+"""THE plugin contract: small Python handlers for logic YAML should not hold.
+
+A route (later: a webhook or a schedule) names a handler as ``module:function``; the module
+lives in ``plugins/`` next to gateway.yaml::
+
+    # plugins/hello.py
+    import msgspec
+    from gateway.plugin import Context, PluginRequest
+
+    class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+        greeting: str = "hello"          # validated at compile time; errors carry file:line
+
+    async def greet(ctx: Context, request: PluginRequest) -> dict:
+        ctx.logger.info("greeting %s", request.query.get("name"))   # carries the request id
+        answer = await ctx.clients["crm"].request("GET", "/v1/me")   # auth, retries applied
+        return {"message": f"{ctx.settings.greeting}, {answer.json()['name']}"}
+
+    # routes.d/hello.yaml
+    routes:
+      - id: greet
+        path: /hello
+        handler: hello:greet
+        settings: {greeting: hi}
+        upstreams: [crm]                 # the clients this handler may use
+
+Rules:
+
+* A handler is ``async def fn(ctx, request)``; it returns a dict or list (sent as JSON), a
+  :class:`PluginResponse`, or raises :class:`PluginError` for a deliberate 4xx/5xx.
+* Any other exception becomes a 502 problem with the request id; the gateway keeps serving.
+* Missing modules, missing functions, wrong signatures and bad settings are compile errors.
+* Plugins reload with the snapshot: an edited module is imported again; one that fails to
+  import refuses the reload like any other broken file.
+* ``ctx.state`` is a dict per plugin module that lives as long as the process (across
+  reloads): the place for what a plugin must remember, such as the processes it started.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
+from gateway.snapshot import RetryPolicy, UpstreamSettings
+
+__all__ = [
+    "Context",
+    "Handler",
+    "PluginError",
+    "PluginRequest",
+    "PluginResponse",
+    "UpstreamClient",
+    "UpstreamError",
+    "UpstreamResponse",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRequest:
+    """The validated request: typed query and path values, parsed JSON body."""
+
+    method: str
+    path: str
+    route: str
+    query: Mapping[str, Any]
+    path_params: Mapping[str, Any]
+    headers: Mapping[str, str]
+    body: Any
+    request_id: str
+    auth_scheme: str
+
+
+@dataclass(frozen=True, slots=True)
+class PluginResponse:
+    """A full answer: ``PluginResponse(201, {"id": 1}, {"Location": "/x/1"})``."""
+
+    status: int = 200
+    body: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class PluginError(Exception):
+    """A deliberate error answer: ``raise PluginError(404, "App 'x' not found")``."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        if not 400 <= status <= 599:
+            raise ValueError(f"PluginError status must be 4xx or 5xx, got {status}")
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    headers_content_type: str | None
+    body: bytes
+
+    def json(self) -> Any:
+        return msgspec.json.decode(self.body)
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+Sender = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamClient:
+    """A declared upstream, with its auth headers, timeout and retries already applied."""
+
+    settings: UpstreamSettings
+    static_headers: Mapping[str, str]
+    retry: RetryPolicy
+    send: Sender
+    request_id: str
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> UpstreamResponse:
+        """Call the upstream; raises UpstreamError when it cannot be reached in time."""
+        merged = {**self.static_headers, "X-Request-ID": self.request_id, **(headers or {})}
+        if json is not None:
+            data = msgspec.json.encode(json)
+            merged.setdefault("Content-Type", "application/json")
+        answer = await self.send(
+            self.settings,
+            method,
+            path if path.startswith("/") else "/" + path,
+            retry=self.retry,
+            timeout_seconds=self.settings.timeout,
+            params=dict(query) if query else None,
+            headers=merged,
+            data=data,
+        )
+        content_type = answer.content_type.decode() if answer.content_type else None
+        return UpstreamResponse(answer.status, content_type, answer.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler gets besides the request."""
+
+    settings: Any
+    clients: Mapping[str, UpstreamClient]
+    state: dict[str, Any]
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    request_id: str
+
+
+Handler = Callable[[Context, PluginRequest], Awaitable[Any]]
