@@ -19,7 +19,7 @@ from pathlib import Path
 import watchfiles
 
 from gateway.compiler.build import compile_config
-from gateway.config.load import GATEWAY_FILE, ROUTES_DIR, SCHEMAS_DIR, load
+from gateway.config.load import GATEWAY_FILE, PLUGINS_DIR, ROUTES_DIR, SCHEMAS_DIR, load
 from gateway.diff import SnapshotDiff, diff_snapshots
 from gateway.errors import ConfigErrors
 from gateway.logs import logger
@@ -27,7 +27,6 @@ from gateway.snapshot import Snapshot
 
 __all__ = ["ReloadOutcome", "ReloadResult", "Reloader"]
 
-PLUGINS_DIR = "plugins"
 DEBOUNCE_MS = 150
 # Editor droppings that never change the configuration on their own.
 _IGNORED_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".pyc")

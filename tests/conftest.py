@@ -13,6 +13,7 @@ import uvicorn
 
 from gateway.compiler.build import compile_config
 from gateway.config.load import load
+from gateway.reload import Reloader
 from gateway.serve.app import GatewayState, build_app
 from gateway.serve.switch import Switch
 from gateway.upstream.clients import ClientPool
@@ -36,6 +37,13 @@ async def run_gateway(
     """The real ASGI app under uvicorn on a free loopback port."""
     snapshot = compile_config(load(config_dir, environ=environ))
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool())
+    state.reloader = Reloader(
+        config_dir,
+        current=lambda: state.switch.current,
+        swap=state.swap,
+        environ=environ,
+        watch_files=False,  # tests call reload() themselves; the watcher has its e2e test
+    )
     port = free_port()
     config = uvicorn.Config(
         build_app(state),

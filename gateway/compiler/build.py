@@ -166,6 +166,8 @@ class _Compiler:
         for schema in self.config.schemas:
             digest.update(schema.name.encode())
             digest.update(msgspec.json.encode(schema.schema))
+        for name, plugin_digest in self.config.plugin_digests:
+            digest.update(f"{name}:{plugin_digest}".encode())
         return digest.hexdigest()[:12]
 
     def route_hashes(self) -> dict[str, str]:

@@ -19,11 +19,11 @@ from typing import Any
 import msgspec
 
 from gateway.config.fields import dec_hook
+from gateway.config.load import PLUGINS_DIR
 from gateway.plugin import Handler
 
-__all__ = ["PLUGINS_DIR", "PluginTarget", "resolve_handler"]
+__all__ = ["PluginTarget", "resolve_handler"]
 
-PLUGINS_DIR = "plugins"
 _MODULES: dict[str, ModuleType] = {}  # content hash -> imported module
 
 
@@ -92,6 +92,7 @@ def _import(config_dir: Path, module_name: str) -> ModuleType | str:
         frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         line = getattr(exc, "lineno", None) or (frame.lineno if frame else "?")
         where = f"{PLUGINS_DIR}/{module_name}.py:{line}"
-        return f"plugin `{module_name}` failed to import: {type(exc).__name__}: {exc} ({where})"
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        return f"plugin `{module_name}` failed to import: {type(exc).__name__}: {reason} ({where})"
     _MODULES[digest] = module
     return module

@@ -8,6 +8,7 @@ item (each route, each auth scheme, ...) to report one error per item instead of
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import types
@@ -30,6 +31,7 @@ __all__ = ["Config", "LoadedRoutes", "LoadedSchema", "load"]
 GATEWAY_FILE = "gateway.yaml"
 ROUTES_DIR = "routes.d"
 SCHEMAS_DIR = "schemas"
+PLUGINS_DIR = "plugins"
 CONFIG_SCHEMAS_DIR = "config"  # schemas/config/: generated schemas of our own files
 _MSGSPEC_ERROR = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 
@@ -62,6 +64,8 @@ class Config:
     gateway_source: SourceFile | None
     route_files: tuple[LoadedRoutes, ...]
     schemas: tuple[LoadedSchema, ...]
+    plugin_digests: tuple[tuple[str, str], ...] = ()
+    """(file name, sha256) of every plugins/*.py: an edited plugin is a new version."""
 
     def sources(self) -> list[SourceFile]:
         found = [self.gateway_source] if self.gateway_source else []
@@ -116,7 +120,11 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
 
     if errors:
         raise ConfigErrors(errors)
-    return Config(directory, gateway, gateway_source, tuple(route_files), tuple(schemas))
+    plugins = tuple(
+        (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in _files(directory / PLUGINS_DIR, (".py",))
+    )
+    return Config(directory, gateway, gateway_source, tuple(route_files), tuple(schemas), plugins)
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
