@@ -1,6 +1,6 @@
 """The `gateway` command: serve, check, openapi, routes, schema.
 
-gateway serve [--config-dir DIR] [--host H] [--port P]
+gateway serve [--config-dir DIR] [--host H] [--port P] [--no-watch]
 gateway check [--config-dir DIR] [--diff-against DIR]   exit 0 clean, 1 listing every error
 gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
 gateway routes                            id, method, path, upstream, auth, status
@@ -110,7 +110,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.serve.run import serve
 
-    return serve(args.config_dir, args.host, args.port)
+    return serve(args.config_dir, args.host, args.port, watch=not args.no_watch)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = command("serve", "serve the configured routes")
     serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
+    serve.add_argument(
+        "--no-watch", action="store_true", help="reload only on SIGHUP or POST /admin/reload"
+    )
     serve.set_defaults(run=_cmd_serve)
     check = command("check", "load, compile and lint the configuration")
     check.add_argument(

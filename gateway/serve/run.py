@@ -24,7 +24,7 @@ from gateway.upstream.clients import ClientPool
 __all__ = ["serve"]
 
 
-def serve(config_dir: Path, host: str, port: int) -> int:
+def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
     configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
     try:
         snapshot = compile_config(load(config_dir))
@@ -36,7 +36,9 @@ def serve(config_dir: Path, host: str, port: int) -> int:
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool())
-    state.reloader = Reloader(config_dir, current=lambda: state.switch.current, swap=state.swap)
+    state.reloader = Reloader(
+        config_dir, current=lambda: state.switch.current, swap=state.swap, watch_files=watch
+    )
     app = build_app(state)
     config = uvicorn.Config(
         app,

@@ -1,0 +1,187 @@
+"""The real `gateway serve` under steady load while its files are rewritten 20 times.
+
+Edits cover writing in place, renaming over, deleting and recreating, broken files, and a
+Kubernetes ConfigMap-style `..data` symlink swap. No request may fail or be wrong, and each
+good write must be live within one second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from tests.e2e.test_cli import CLEAN_ENV, GATEWAY_BIN
+from tests.upstreams.items import items_app
+from tests.upstreams.server import free_port, serve_upstream
+
+STABLE = """\
+upstream: {name: shop, base_url: "${SHOP_URL}"}
+routes:
+  - id: stable
+    path: /stable
+    upstream: {path: /v1/items, query: {limit: "1"}}
+    response: {body: '{{ {"stable": true, "first": body.data[0].name} }}'}
+"""
+EXPECTED = {"stable": True, "first": "item 0"}
+
+
+def dynamic(route: str) -> str:
+    return f'routes:\n  - {{id: {route}, path: /{route}, static: true, response: {{body: \'{{{{ {{"route": "{route}"}} }}}}\'}}}}\n'
+
+
+@asynccontextmanager
+async def serving(folder: Path, env: dict[str, str], *args: str) -> AsyncIterator[tuple[str, int]]:
+    port = free_port()
+    # Logs go to a file: an unread pipe fills up under load and would stall the server.
+    log = (folder / "gateway.log").open("w")
+    process = subprocess.Popen(
+        [GATEWAY_BIN, "serve", "--config-dir", str(folder), "--port", str(port), *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(150):  # bounded: 15 s
+                try:
+                    async with http.get(f"{url}/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield url, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        log.close()
+    assert process.returncode == 0, (folder / "gateway.log").read_text()[-2000:]
+
+
+async def live_within(
+    http: aiohttp.ClientSession, url: str, expected: object, limit: float
+) -> float:
+    """Seconds until ``url`` answers ``expected``; fails after ``limit``."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        async with http.get(url) as r:
+            if r.status == 200 and await r.json() == expected:
+                return time.monotonic() - started
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{url} did not answer {expected} within {limit}s")
+
+
+async def failed_reloads(http: aiohttp.ClientSession, url: str) -> int:
+    async with http.get(f"{url}/health") as r:
+        return int((await r.json())["failed_reloads"])
+
+
+async def test_twenty_rewrites_under_load_lose_nothing(tmp_path: Path) -> None:
+    app, recorder = items_app()
+    routes = tmp_path / "routes.d"
+    routes.mkdir(parents=True)
+    (tmp_path / "gateway.yaml").write_text("defaults: {auth: none}\n")
+    (routes / "stable.yaml").write_text(STABLE)
+    edited = routes / "edited.yaml"
+    edited.write_text(dynamic("start"))
+    # A ConfigMap mount: cm.yaml -> ..data/cm.yaml, ..data -> ..v0 (swapped atomically).
+    (routes / "..v0").mkdir()
+    (routes / "..v0" / "cm.yaml").write_text(dynamic("cm0"))
+    os.symlink("..v0", routes / "..data")
+    os.symlink("..data/cm.yaml", routes / "cm.yaml")
+
+    async with serve_upstream(app, recorder) as shop:
+        env = {**CLEAN_ENV, "SHOP_URL": shop.url}
+        async with serving(tmp_path, env) as (url, _), aiohttp.ClientSession() as http:
+            stop = asyncio.Event()
+            counts = {"ok": 0, "bad": 0}
+            problems: list[str] = []
+
+            async def load() -> None:
+                deadline = time.monotonic() + 90  # bounded even if the test body hangs
+                while not stop.is_set() and time.monotonic() < deadline:
+                    try:
+                        async with http.get(f"{url}/stable") as r:
+                            body = await r.json()
+                            if r.status == 200 and body == EXPECTED:
+                                counts["ok"] += 1
+                                continue
+                            problems.append(f"{r.status} {body}")
+                    except aiohttp.ClientError as exc:
+                        problems.append(repr(exc))
+                    counts["bad"] += 1
+
+            workers = [asyncio.create_task(load()) for _ in range(6)]
+            timings: list[float] = []
+            try:
+                for step in range(20):
+                    kind = step % 5
+                    route = f"r{step}"
+                    if kind == 0:  # an editor writing in place
+                        edited.write_text(dynamic(route))
+                    elif kind == 1:  # an editor writing a temp file and renaming it over
+                        temporary = routes / ".edited.yaml.tmp"
+                        temporary.write_text(dynamic(route))
+                        os.replace(temporary, edited)
+                    elif kind == 3:  # delete and recreate (also repairs the broken file)
+                        edited.unlink()
+                        await asyncio.sleep(0.05)
+                        edited.write_text(dynamic(route))
+                    elif kind == 2:  # a broken edit: refused, nothing changes
+                        before = await failed_reloads(http, url)
+                        edited.write_text("routes:\n  - {id: broken, path: nope\n")
+                        for _ in range(100):
+                            if await failed_reloads(http, url) > before:
+                                break
+                            await asyncio.sleep(0.02)
+                        assert await failed_reloads(http, url) == before + 1
+                        async with http.get(f"{url}/r{step - 1}") as r:
+                            assert r.status == 200  # the last good version still serves
+                        continue
+                    else:  # kind == 4: swap the ConfigMap's ..data symlink atomically
+                        version = routes / f"..v{step}"
+                        version.mkdir()
+                        (version / "cm.yaml").write_text(dynamic(route))
+                        os.symlink(version.name, routes / "..data_tmp")
+                        os.replace(routes / "..data_tmp", routes / "..data")
+                    timings.append(await live_within(http, f"{url}/{route}", {"route": route}, 1.0))
+            finally:
+                stop.set()
+                await asyncio.gather(*workers)
+            async with http.get(f"{url}/health") as r:
+                health = await r.json()
+
+    assert problems == []
+    assert counts["bad"] == 0
+    assert counts["ok"] > 100
+    assert len(timings) == 16
+    assert max(timings) < 1.0
+    assert health["failed_reloads"] == 4
+    assert health["last_reload_error"] is None
+
+
+async def test_sighup_reloads_when_not_watching(tmp_path: Path) -> None:
+    (tmp_path / "routes.d").mkdir()
+    (tmp_path / "gateway.yaml").write_text("defaults: {auth: none}\n")
+    route_file = tmp_path / "routes.d" / "edited.yaml"
+    route_file.write_text(dynamic("before"))
+    port_env = {**CLEAN_ENV}
+    async with (
+        serving(tmp_path, port_env, "--no-watch") as (url, pid),
+        aiohttp.ClientSession() as http,
+    ):
+        route_file.write_text(dynamic("after"))
+        await asyncio.sleep(0.5)
+        async with http.get(f"{url}/after") as r:
+            assert r.status == 404  # not watching: nothing changed yet
+        os.kill(pid, signal.SIGHUP)
+        await live_within(http, f"{url}/after", {"route": "after"}, 1.0)
