@@ -27,7 +27,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from gateway.logs import REQUEST_ID, logger
 from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.cors import preflight_headers, response_headers
-from gateway.serve.dispatch import Dispatcher
+from gateway.serve.dispatch import Dispatcher, send_response
 from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.switch import Switch
@@ -112,7 +112,7 @@ class GatewayApp:
                     f"{method} is not allowed here; use {', '.join(sorted(allowed))}",
                     request_id=request_id,
                 )
-                await _send(
+                await send_response(
                     send,
                     405,
                     PROBLEM_CONTENT_TYPE,
@@ -144,28 +144,11 @@ class GatewayApp:
             body = problem_body(
                 400, "cors-origin-denied", f"origin {origin} is not allowed", request_id=request_id
             )
-            await _send(send, 400, PROBLEM_CONTENT_TYPE, body, [])
+            await send_response(send, 400, PROBLEM_CONTENT_TYPE, body, [])
             return
-        await _send(
+        await send_response(
             send, 204, b"text/plain", b"", [*headers, (b"x-request-id", request_id.encode())]
         )
-
-
-async def _send(
-    send: Any, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def build_app(state: GatewayState) -> GatewayApp:

@@ -1,6 +1,8 @@
 """An importable ASGI app for other servers: ``granian --interface asgi gateway.serve.asgi:app``.
 
-The configuration folder comes from ``GATEWAY_CONFIG_DIR`` (default: the current directory).
+The configuration folder comes from ``GATEWAY_CONFIG_DIR`` (default: the current directory);
+files are watched and reloaded as under `gateway serve`, and ``POST /admin/reload`` works.
+SIGHUP belongs to the hosting server here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from gateway.compiler.build import compile_config
 from gateway.config.load import load
 from gateway.logs import configure_logging
+from gateway.reload import Reloader
 from gateway.serve.app import GatewayState, build_app
 from gateway.serve.switch import Switch
 from gateway.upstream.clients import ClientPool
@@ -19,4 +22,6 @@ __all__ = ["app"]
 
 configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
 _config_dir = Path(os.environ.get("GATEWAY_CONFIG_DIR", "."))
-app = build_app(GatewayState(switch=Switch(compile_config(load(_config_dir))), pool=ClientPool()))
+_state = GatewayState(switch=Switch(compile_config(load(_config_dir))), pool=ClientPool())
+_state.reloader = Reloader(_config_dir, current=lambda: _state.switch.current, swap=_state.swap)
+app = build_app(_state)

@@ -27,7 +27,7 @@ from gateway.snapshot import CompiledRoute, RouteMatch, Snapshot
 from gateway.upstream.call import UpstreamCaller
 from gateway.upstream.clients import ClientPool
 
-__all__ = ["Dispatcher", "Problem"]
+__all__ = ["Dispatcher", "Problem", "send_response"]
 
 Scope = dict[str, Any]
 JSON = b"application/json"
@@ -51,6 +51,24 @@ class Problem(Exception):
 
 class _BodyTooLarge(Exception):
     pass
+
+
+async def send_response(
+    send: Any, status: int, content_type: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """One complete ASGI answer with a known length."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class Dispatcher:
@@ -87,19 +105,7 @@ class Dispatcher:
             extra = problem.headers
             if status in (502, 504):
                 logger.warning("route %s: %d %s", route.id, status, detail)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                    *base_headers,
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_response(send, status, content_type, body, [*base_headers, *extra])
         return status
 
     async def _serve(

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 import yaml
 
 from tests.conftest import REPO, write_config
-from tests.upstreams.server import Upstream, free_port
+from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, serving
+from tests.upstreams.server import Upstream
 
-GATEWAY_BIN = str(Path(sys.executable).parent / "gateway")
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMSJ9.c2lnbmF0dXJl"
-# The environment of a fresh machine: none of the upstreams' secrets.
-CLEAN_ENV = {
-    key: value
-    for key, value in os.environ.items()
-    if not key.endswith(("_API_KEY", "_TOKEN", "_URL", "_UUID"))
-}
 
 
 def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -36,47 +27,25 @@ def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_serve_proxies_ambivo_and_reports_unconfigured(ambivo: Upstream) -> None:
-    port = free_port()
-    env = {**CLEAN_ENV, "AMBIVO_API_BASE_URL": ambivo.url, "GATEWAY_PORT": str(port)}
-    process = subprocess.Popen(
-        [GATEWAY_BIN, "serve", "--config-dir", str(REPO)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):  # bounded: 15 s
-                try:
-                    async with http.get(f"{url}/health") as r:
-                        if r.status == 200:
-                            health = await r.json()
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("gateway serve did not answer /health within 15 s")
-            assert health["routes"] == 14
-            async with http.post(
-                f"{url}/query",
-                json={"query": "leads"},
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ) as r:
-                assert r.status == 200
-                assert (await r.json())["success"] is True
-            async with http.get(f"{url}/openai/models") as r:
-                assert r.status == 503
-                assert (await r.json())["detail"] == (
-                    'upstream "openai" is not configured: set OPENAI_API_KEY'
-                )
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=15)
-    assert process.returncode == 0
+async def test_serve_proxies_ambivo_and_reports_unconfigured(
+    ambivo: Upstream, tmp_path: Path
+) -> None:
+    env = {**CLEAN_ENV, "AMBIVO_API_BASE_URL": ambivo.url}
+    log = tmp_path / "gateway.log"
+    async with serving(REPO, env, log) as (url, _), aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/health") as r:
+            assert (await r.json())["routes"] == 14
+        async with http.post(
+            f"{url}/query", json={"query": "leads"}, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as r:
+            assert r.status == 200
+            assert (await r.json())["success"] is True
+        async with http.get(f"{url}/openai/models") as r:
+            assert r.status == 503
+            assert (await r.json())["detail"] == (
+                'upstream "openai" is not configured: set OPENAI_API_KEY'
+            )
+    output = log.read_text()
     assert (
         'route listModels answers 503: upstream "openai" is not configured: set OPENAI_API_KEY'
         in output

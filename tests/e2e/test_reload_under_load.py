@@ -10,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 
-from tests.e2e.test_cli import CLEAN_ENV, GATEWAY_BIN
+from tests.e2e.helpers import CLEAN_ENV, serving
 from tests.upstreams.items import items_app
-from tests.upstreams.server import free_port, serve_upstream
+from tests.upstreams.server import serve_upstream
 
 STABLE = """\
 upstream: {name: shop, base_url: "${SHOP_URL}"}
@@ -35,36 +32,6 @@ EXPECTED = {"stable": True, "first": "item 0"}
 
 def dynamic(route: str) -> str:
     return f'routes:\n  - {{id: {route}, path: /{route}, static: true, response: {{body: \'{{{{ {{"route": "{route}"}} }}}}\'}}}}\n'
-
-
-@asynccontextmanager
-async def serving(folder: Path, env: dict[str, str], *args: str) -> AsyncIterator[tuple[str, int]]:
-    port = free_port()
-    # Logs go to a file: an unread pipe fills up under load and would stall the server.
-    log = (folder / "gateway.log").open("w")
-    process = subprocess.Popen(
-        [GATEWAY_BIN, "serve", "--config-dir", str(folder), "--port", str(port), *args],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):  # bounded: 15 s
-                try:
-                    async with http.get(f"{url}/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-        yield url, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
-        log.close()
-    assert process.returncode == 0, (folder / "gateway.log").read_text()[-2000:]
 
 
 async def live_within(
@@ -101,7 +68,10 @@ async def test_twenty_rewrites_under_load_lose_nothing(tmp_path: Path) -> None:
 
     async with serve_upstream(app, recorder) as shop:
         env = {**CLEAN_ENV, "SHOP_URL": shop.url}
-        async with serving(tmp_path, env) as (url, _), aiohttp.ClientSession() as http:
+        async with (
+            serving(tmp_path, env, tmp_path / "gateway.log") as (url, _),
+            aiohttp.ClientSession() as http,
+        ):
             stop = asyncio.Event()
             counts = {"ok": 0, "bad": 0}
             problems: list[str] = []
@@ -176,7 +146,7 @@ async def test_sighup_reloads_when_not_watching(tmp_path: Path) -> None:
     route_file.write_text(dynamic("before"))
     port_env = {**CLEAN_ENV}
     async with (
-        serving(tmp_path, port_env, "--no-watch") as (url, pid),
+        serving(tmp_path, port_env, tmp_path / "gateway.log", "--no-watch") as (url, pid),
         aiohttp.ClientSession() as http,
     ):
         route_file.write_text(dynamic("after"))
