@@ -101,3 +101,39 @@ def test_openapi_profile_as_yaml_and_unknown_profile() -> None:
 def test_schema_files_are_current() -> None:
     result = run("schema", "--check")
     assert result.returncode == 0, result.stderr
+
+
+def test_check_diff_against_lists_what_a_reload_would_change(tmp_path: Path) -> None:
+    old = write_config(
+        tmp_path / "old",
+        "defaults: {auth: none}\n",
+        {
+            "a": "routes:\n"
+            "  - {id: kept, path: /kept, static: true, response: {body: '{{ 1 }}'}}\n"
+            "  - {id: moved, path: /before, static: true, response: {body: '{{ 2 }}'}}\n"
+            "  - {id: gone, path: /gone, static: true, response: {body: '{{ 3 }}'}}\n",
+        },
+    )
+    new = write_config(
+        tmp_path / "new",
+        "defaults: {auth: none}\n",
+        {
+            "a": "routes:\n"
+            "  - {id: kept, path: /kept, static: true, response: {body: '{{ 1 }}'}}\n"
+            "  - {id: moved, path: /after, static: true, response: {body: '{{ 2 }}'}}\n"
+            "  - {id: fresh, path: /fresh, static: true, response: {body: '{{ 4 }}'}}\n",
+        },
+    )
+    result = run("check", "--config-dir", str(new), "--diff-against", str(old))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:7] == [
+        "route added: fresh",
+        "route removed: gone",
+        "route changed: moved",
+        "operation added: GET /after (moved)",
+        "operation added: GET /fresh (fresh)",
+        "operation removed: GET /before (moved)",
+        "operation removed: GET /gone (gone)",
+    ]
+    same = run("check", "--config-dir", str(new), "--diff-against", str(new))
+    assert same.stdout.splitlines()[0] == f"no changes against {new}"
