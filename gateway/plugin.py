@@ -5,6 +5,7 @@ lives in ``plugins/`` next to gateway.yaml::
 
     # plugins/hello.py
     import msgspec
+from litestar.stores.base import Store
     from gateway.plugin import Context, PluginRequest
 
     class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -33,6 +34,8 @@ Rules:
   import refuses the reload like any other broken file.
 * ``ctx.state`` is a dict per plugin module that lives as long as the process (across
   reloads): the place for what a plugin must remember, such as the processes it started.
+* ``ctx.store`` is the gateway's key-value store (Litestar's ``Store`` API: ``get``, ``set``
+  with ``expires_in``, ``delete``): for what must be shared; in memory unless configured.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from litestar.stores.base import Store
 
 from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
 from gateway.snapshot import RetryPolicy, UpstreamSettings
@@ -156,6 +160,8 @@ class Context:
 
     settings: Any
     clients: Mapping[str, UpstreamClient]
+    store: Store
+    """Litestar's async key-value store API (get/set/delete/expires_in); in memory by default."""
     state: dict[str, Any]
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
     request_id: str

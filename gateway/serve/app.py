@@ -23,6 +23,8 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
 
 from gateway.logs import REQUEST_ID, logger
 from gateway.reload import Reloader, ReloadOutcome
@@ -47,6 +49,7 @@ class GatewayState:
 
     switch: Switch
     pool: ClientPool
+    store: Store = field(default_factory=MemoryStore)
     reloader: Reloader | None = None
     started_at: float = field(default_factory=time.time)
 
@@ -63,7 +66,7 @@ class GatewayApp:
 
     def __init__(self, state: GatewayState, fallback: ASGIApp) -> None:
         self.state = state
-        self.dispatcher = Dispatcher(state.pool)
+        self.dispatcher = Dispatcher(state.pool, state.store)
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

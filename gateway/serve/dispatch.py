@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import jinja2
 import msgspec
+from litestar.stores.base import Store
 
 from gateway.compiler.validation import FieldError, body_errors
 from gateway.errors import UpstreamError, UpstreamTimeout
@@ -74,8 +75,9 @@ async def send_response(
 class Dispatcher:
     """``await dispatcher(snapshot, match, scope, receive, send, request_id)`` -> status sent."""
 
-    def __init__(self, pool: ClientPool) -> None:
+    def __init__(self, pool: ClientPool, store: Store) -> None:
         self.pool = pool
+        self.store = store
         self.caller = UpstreamCaller(pool)
         self.plugin_state: dict[str, dict[str, Any]] = {}
         """Per plugin module, kept for the life of the process (across reloads)."""
@@ -295,6 +297,7 @@ class Dispatcher:
         ctx = Context(
             settings=target.settings,
             clients=clients,
+            store=self.store,
             state=self.plugin_state.setdefault(target.module, {}),
             logger=logging.getLogger(f"gateway.plugins.{target.module}"),
             request_id=request_id,

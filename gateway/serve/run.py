@@ -33,6 +33,7 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
             logger.error("%s", error)
         logger.error("not starting: %d configuration error(s) in %s", len(exc.errors), config_dir)
         return 1
+    logger.warning("store: memory (not durable: state is lost on restart and not shared)")
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool())

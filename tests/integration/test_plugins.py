@@ -139,10 +139,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limit: int = 2
 
 async def greet(ctx: Context, request: PluginRequest) -> dict:
+    seen = int(await ctx.store.get("greet-count") or 0) + 1
+    await ctx.store.set("greet-count", str(seen))
     answer = await ctx.clients["shop"].request("GET", "/v1/items", query={"limit": str(ctx.settings.limit)})
     names = [item["name"] for item in answer.json()["data"]]
     return {"message": f"{ctx.settings.greeting}, {request.query.get('name')}", "items": names,
-            "request_id": ctx.request_id}
+            "request_id": ctx.request_id, "count": seen}
 
 async def created(ctx: Context, request: PluginRequest) -> PluginResponse:
     return PluginResponse(201, {"id": 7}, {"Location": "/things/7"})
@@ -187,6 +189,7 @@ async def test_plugin_gets_settings_clients_and_request(
                     "message": "hi, ada",
                     "items": ["item 0", "item 1"],
                     "request_id": "rid-7",
+                    "count": 1,
                 }
             async with gw.http.post(f"{gw.url}/created") as r:
                 assert r.status == 201
@@ -201,7 +204,7 @@ async def test_plugin_gets_settings_clients_and_request(
             assert problem["detail"] == "plugin demo:crash failed: RuntimeError"
             assert problem["request_id"] == "rid-crash"
             async with gw.http.get(f"{gw.url}/greet?name=again") as r:
-                assert r.status == 200  # still serving
+                assert (await r.json())["count"] == 2  # still serving; the store remembers
     assert recorder.seen[0].headers["Authorization"] == "Bearer shop-token"
     assert recorder.seen[0].headers["X-Request-ID"] == "rid-7"
     assert recorder.seen[0].query == {"limit": "2"}
