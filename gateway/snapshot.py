@@ -26,6 +26,7 @@ __all__ = [
     "InboundAuthSpec",
     "LintIssue",
     "PluginUpstream",
+    "RateLimitSpec",
     "RouteTable",
     "Snapshot",
     "UpstreamSettings",
@@ -50,6 +51,18 @@ class RetryPolicy:
     attempts: int
     on_status: frozenset[int]
     backoff: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    """A compiled limit: budget, period, whose budget (`scope`), and how callers are told apart."""
+
+    limit: int
+    period: float
+    scope: str
+    key: str
+    """`ip`, `api_key`, `bearer` or `template`."""
+    template: CompiledTemplate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,7 @@ class CompiledRoute:
     retry: RetryPolicy
     unconfigured: str | None
     """The 503 message when a secret this route needs is not set."""
+    rate_limit: RateLimitSpec | None = None
     plugin: PluginTarget | None = None
     plugin_clients: Mapping[str, PluginUpstream] = field(default_factory=dict)
 
@@ -186,6 +200,8 @@ class Snapshot:
     upstreams: Mapping[str, UpstreamSettings]
     unconfigured: Mapping[str, str]
     """Route id -> the 503 message, for every route missing a secret."""
+    store_url: str
+    store_namespace: str
     admin: InboundAuthSpec
     """Who may call /admin/*: an api_key spec (no keys: the admin API is off)."""
     route_hashes: Mapping[str, str]

@@ -16,6 +16,7 @@ from gateway.config.load import load
 from gateway.reload import Reloader
 from gateway.serve.app import GatewayState, build_app
 from gateway.serve.switch import Switch
+from gateway.store.backend import open_backend
 from gateway.upstream.clients import ClientPool
 from tests.upstreams.ambivo import ambivo_app
 from tests.upstreams.server import Upstream, free_port, serve_upstream
@@ -36,7 +37,8 @@ async def run_gateway(
 ) -> AsyncIterator[RunningGateway]:
     """The real ASGI app under uvicorn on a free loopback port."""
     snapshot = compile_config(load(config_dir, environ=environ))
-    state = GatewayState(switch=Switch(snapshot), pool=ClientPool())
+    backend = open_backend(snapshot.store_url, snapshot.store_namespace)
+    state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
     state.reloader = Reloader(
         config_dir,
         current=lambda: state.switch.current,
@@ -91,3 +93,32 @@ def write_config(folder: Path, gateway_yaml: str, routes: Mapping[str, str]) -> 
     for name, text in routes.items():
         (folder / "routes.d" / f"{name}.yaml").write_text(text)
     return folder
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_namespace() -> AsyncIterator[str]:
+    """A fresh key namespace on the real Redis; never skipped in CI."""
+    import os
+    import uuid
+
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except OSError as exc:
+        await client.aclose()
+        if os.environ.get("CI"):
+            raise AssertionError(f"Redis must run for CI at {REDIS_URL}: {exc}") from exc
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield namespace
+    finally:
+        keys = [key async for key in client.scan_iter(f"{namespace}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -46,6 +46,7 @@ from gateway.snapshot import (
     CompiledRoute,
     InboundAuthSpec,
     PluginUpstream,
+    RateLimitSpec,
     RetryPolicy,
     RouteTable,
     Snapshot,
@@ -125,6 +126,13 @@ class _Compiler:
             raise ConfigErrors(self.errors)
 
         cors = gateway.cors
+        if not gateway.store.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
+            self.error(
+                self.gateway_source,
+                "$.store.url",
+                f"expected memory:// or redis://host:port/db, got {gateway.store.url!r}",
+            )
+            raise ConfigErrors(self.errors)
         admin_keys = tuple(key.encode() for key in gateway.admin.keys if key)
         admin = InboundAuthSpec("admin", "api_key", keys=admin_keys, header=gateway.admin.header)
         secrets = {secret for source in self.config.sources() for secret in source.secrets}
@@ -152,6 +160,8 @@ class _Compiler:
             upstreams={settings.name: settings for settings, _ in upstreams.values()},
             unconfigured={r.id: r.unconfigured for r in routes if r.unconfigured},
             route_hashes=self.route_hashes(),
+            store_url=gateway.store.url,
+            store_namespace=gateway.store.namespace,
             admin=admin,
             secrets=frozenset(secret for secret in secrets if len(secret) >= 4),
         )
@@ -404,6 +414,7 @@ class _Compiler:
             max_chars=response.max_chars or self.config.gateway.defaults.max_response_chars,
             timeout=route.timeout or (settings.timeout if settings else DEFAULT_TIMEOUT),
             retry=self.retry_policy(route, upstream),
+            rate_limit=self.rate_limit(source, path, route, upstream),
             unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing)
             or self.plugin_unconfigured(plugin_clients, upstreams),
             plugin=plugin,
@@ -454,6 +465,28 @@ class _Compiler:
             if variables:
                 return f'upstream "{name}" is not configured: set {", ".join(variables)}'
         return None
+
+    def rate_limit(
+        self, source: SourceFile, path: str, route: Route, upstream: Upstream | None
+    ) -> RateLimitSpec | None:
+        if route.rate_limit is not None:
+            declared, scope, where = route.rate_limit, f"route:{route.id}", f"{path}.rate_limit.key"
+        elif upstream is not None and upstream.rate_limit is not None:
+            declared, scope = upstream.rate_limit, f"upstream:{upstream.name}"
+            where = "$.upstream.rate_limit.key"
+        else:
+            return None
+        if declared.key in ("ip", "api_key", "bearer"):
+            return RateLimitSpec(declared.limit, declared.per, scope, declared.key)
+        if "{{" not in declared.key:
+            self.error(
+                source,
+                where,
+                f"expected `ip`, `api_key`, `bearer` or a template, got {declared.key!r}",
+            )
+            return None
+        template = self.template(source, where, declared.key, REQUEST_NAMES)
+        return RateLimitSpec(declared.limit, declared.per, scope, "template", template)
 
     def path_params(self, source: SourceFile, path: str, route: Route) -> list[Param]:
         in_path = PATH_PARAM.findall(route.path)

@@ -41,11 +41,13 @@ __all__ = [
     "Param",
     "PassthroughAuth",
     "Profile",
+    "RateLimit",
     "ResponseSpec",
     "Retry",
     "Route",
     "RouteFile",
     "Server",
+    "StoreSettings",
     "Upstream",
     "UpstreamCall",
 ]
@@ -122,6 +124,22 @@ class BearerPassthroughAuth(Base, tag="bearer_passthrough", tag_field="type"):
 InboundAuth = ApiKeyAuth | BearerPassthroughAuth
 
 
+class RateLimit(Base):
+    """At most `limit` requests per `per`, for each caller `key`: `ip`, `api_key` (the key
+    used), `bearer` (the token used) or a template such as `{{ headers["x-tenant"] }}`."""
+
+    limit: PositiveInt
+    per: Duration
+    key: str = "ip"
+
+
+class StoreSettings(Base):
+    """Where state lives: `memory://` (one process, not durable) or `redis://host:6379/0`."""
+
+    url: str = "memory://"
+    namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"
+
+
 class Retry(Base):
     """Retries of idempotent calls (GET, HEAD, OPTIONS, PUT, DELETE) only."""
 
@@ -162,6 +180,7 @@ class GatewayFile(Base):
     """`gateway.yaml`: the global file."""
 
     server: Server = Server()
+    store: StoreSettings = StoreSettings()
     admin: Admin = Admin()
     info: Info = Info()
     cors: CorsSettings = CorsSettings()
@@ -209,6 +228,8 @@ class Upstream(Base):
     timeout: Duration | None = None
     connect_timeout: Duration | None = None
     retry: Retry | None = None
+    rate_limit: RateLimit | None = None
+    """Shared by all routes of this upstream that do not set their own."""
     max_connections: PositiveInt = 100
 
 
@@ -293,6 +314,7 @@ class Route(Base):
     response: ResponseSpec = ResponseSpec()
     timeout: Duration | None = None
     retry: Retry | None = None
+    rate_limit: RateLimit | None = None
     consequential: bool | None = None
     """`x-openai-isConsequential` (default: false for GET, true otherwise)."""
     include_in_schema: bool = True

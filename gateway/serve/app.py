@@ -23,8 +23,6 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.stores.base import Store
-from litestar.stores.memory import MemoryStore
 
 from gateway.logs import REQUEST_ID, logger
 from gateway.reload import Reloader, ReloadOutcome
@@ -34,6 +32,7 @@ from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.switch import Switch
 from gateway.snapshot import Snapshot
+from gateway.store.backend import Backend, open_backend
 from gateway.upstream.clients import ClientPool
 
 __all__ = ["GatewayApp", "GatewayState", "build_app"]
@@ -49,13 +48,18 @@ class GatewayState:
 
     switch: Switch
     pool: ClientPool
-    store: Store = field(default_factory=MemoryStore)
+    backend: Backend = field(default_factory=lambda: open_backend("memory://", "gateway"))
     reloader: Reloader | None = None
     started_at: float = field(default_factory=time.time)
 
     def swap(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
-        self.switch.swap(snapshot)
+        previous = self.switch.swap(snapshot)
+        if (snapshot.store_url, snapshot.store_namespace) != (
+            previous.store_url,
+            previous.store_namespace,
+        ):
+            logger.warning("store settings changed: they take effect at the next restart")
         retired = self.pool.retain(snapshot.upstreams.values())
         if retired:
             logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
@@ -66,7 +70,7 @@ class GatewayApp:
 
     def __init__(self, state: GatewayState, fallback: ASGIApp) -> None:
         self.state = state
-        self.dispatcher = Dispatcher(state.pool, state.store)
+        self.dispatcher = Dispatcher(state.pool, state.backend.store, state.backend.limiter)
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -286,6 +290,7 @@ def _litestar(state: GatewayState) -> Litestar:
             task.cancel()
         await asyncio.gather(*watcher, return_exceptions=True)
         await state.pool.close()
+        await state.backend.close()
 
     return Litestar(
         route_handlers=[

@@ -16,12 +16,18 @@ from gateway.logs import configure_logging
 from gateway.reload import Reloader
 from gateway.serve.app import GatewayState, build_app
 from gateway.serve.switch import Switch
+from gateway.store.backend import open_backend
 from gateway.upstream.clients import ClientPool
 
 __all__ = ["app"]
 
 configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
 _config_dir = Path(os.environ.get("GATEWAY_CONFIG_DIR", "."))
-_state = GatewayState(switch=Switch(compile_config(load(_config_dir))), pool=ClientPool())
+_snapshot = compile_config(load(_config_dir))
+_state = GatewayState(
+    switch=Switch(_snapshot),
+    pool=ClientPool(),
+    backend=open_backend(_snapshot.store_url, _snapshot.store_namespace),
+)
 _state.reloader = Reloader(_config_dir, current=lambda: _state.switch.current, swap=_state.swap)
 app = build_app(_state)

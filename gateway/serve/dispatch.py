@@ -8,6 +8,7 @@ size cap). Every failure is a problem+json answer; nothing here raises to the se
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,7 @@ from gateway.serve.inbound import Identity, Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.shaping import cap_json, cap_text
 from gateway.snapshot import CompiledRoute, RouteMatch, Snapshot
+from gateway.store.ratelimit import RateLimiter
 from gateway.upstream.call import UpstreamCaller
 from gateway.upstream.clients import ClientPool
 
@@ -75,9 +77,10 @@ async def send_response(
 class Dispatcher:
     """``await dispatcher(snapshot, match, scope, receive, send, request_id)`` -> status sent."""
 
-    def __init__(self, pool: ClientPool, store: Store) -> None:
+    def __init__(self, pool: ClientPool, store: Store, limiter: RateLimiter) -> None:
         self.pool = pool
         self.store = store
+        self.limiter = limiter
         self.caller = UpstreamCaller(pool)
         self.plugin_state: dict[str, dict[str, Any]] = {}
         """Per plugin module, kept for the life of the process (across reloads)."""
@@ -141,6 +144,49 @@ class Dispatcher:
                     problem.headers.append((b"www-authenticate", exc.challenge.encode()))
                 raise problem from None
 
+        if route.rate_limit is None:
+            return await self._handle(
+                snapshot,
+                route,
+                path_values,
+                scope,
+                receive,
+                request_id,
+                headers,
+                query_raw,
+                identity,
+            )
+        limited = await self._rate_limit(route, scope, headers, query_raw, identity)
+        try:
+            status, content_type, body, extra = await self._handle(
+                snapshot,
+                route,
+                path_values,
+                scope,
+                receive,
+                request_id,
+                headers,
+                query_raw,
+                identity,
+            )
+        except Problem as problem:
+            problem.headers.extend(limited)
+            raise
+        return status, content_type, body, [*extra, *limited]
+
+    async def _handle(
+        self,
+        snapshot: Snapshot,
+        route: CompiledRoute,
+        path_values: dict[str, str],
+        scope: Scope,
+        receive: Any,
+        request_id: str,
+        headers: dict[str, str],
+        query_raw: dict[str, str],
+        identity: Identity | None,
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+        """Read, validate and answer a request that passed auth and rate limits."""
         raw_body = await self._read_body(receive, headers, snapshot.max_body_bytes)
         context = self._validate(
             route, path_values, query_raw, headers, raw_body, request_id, identity
@@ -279,6 +325,45 @@ class Dispatcher:
             "request_id": request_id,
             "auth": identity.as_context() if identity else {"scheme": "none"},
         }
+
+    async def _rate_limit(
+        self,
+        route: CompiledRoute,
+        scope: Scope,
+        headers: dict[str, str],
+        query: dict[str, str],
+        identity: Identity | None,
+    ) -> list[tuple[bytes, bytes]]:
+        """RateLimit-* headers for the answer; raises a 429 problem when over the limit."""
+        spec = route.rate_limit
+        assert spec is not None
+        if spec.key == "ip":
+            caller = (scope.get("client") or ("unknown", 0))[0]
+        elif spec.key in ("api_key", "bearer"):
+            caller = identity.subject if identity and identity.subject else "anonymous"
+        else:
+            assert spec.template is not None
+            context = {
+                "headers": headers,
+                "query": query,
+                "path": {},
+                "body": None,
+                "route": route.id,
+                "request_id": "",
+                "auth": {},
+            }
+            caller = str(self._render(route, spec.template, context))
+        decision = await self.limiter.hit(f"{spec.scope}:{caller}", spec.limit, spec.period)
+        if not decision.allowed:
+            problem = Problem(
+                429,
+                "rate-limited",
+                f"rate limit of {spec.limit} per {spec.period:g}s reached; "
+                f"retry in {max(1, math.ceil(decision.retry_after))}s",
+            )
+            problem.headers.extend(decision.headers())
+            raise problem
+        return decision.headers()
 
     # --- plugins ---------------------------------------------------------------------------
 

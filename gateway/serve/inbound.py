@@ -7,6 +7,7 @@ time, against every configured key, so timing tells nothing about which key near
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -25,6 +26,8 @@ class Identity:
 
     scheme: str
     token: str | None = None
+    subject: str | None = None
+    """Who, without the credential itself: a hash of the key or token (for rate limits)."""
 
     def as_context(self) -> dict[str, str]:
         return {"scheme": self.scheme}
@@ -64,7 +67,7 @@ def _api_key(
         matched |= hmac.compare_digest(candidate, key)
     if not matched:
         raise Unauthorized("invalid API key")
-    return Identity(spec.id)
+    return Identity(spec.id, subject=_fingerprint(presented))
 
 
 def _bearer(spec: InboundAuthSpec, headers: Mapping[str, str]) -> Identity:
@@ -84,4 +87,8 @@ def _bearer(spec: InboundAuthSpec, headers: Mapping[str, str]) -> Identity:
         raise Unauthorized("Token cannot be empty", challenge)
     if spec.jwt_only and not (10 <= len(token) <= 4096 and _JWT.match(token)):
         raise Unauthorized("the bearer token is not a JWT (three base64url parts)", challenge)
-    return Identity(spec.id, token)
+    return Identity(spec.id, token, subject=_fingerprint(token))
+
+
+def _fingerprint(credential: str) -> str:
+    return hashlib.sha256(credential.encode()).hexdigest()[:16]

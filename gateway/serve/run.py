@@ -19,6 +19,7 @@ from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
 from gateway.serve.app import GatewayState, build_app
 from gateway.serve.switch import Switch
+from gateway.store.backend import open_backend
 from gateway.upstream.clients import ClientPool
 
 __all__ = ["serve"]
@@ -33,10 +34,14 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
             logger.error("%s", error)
         logger.error("not starting: %d configuration error(s) in %s", len(exc.errors), config_dir)
         return 1
-    logger.warning("store: memory (not durable: state is lost on restart and not shared)")
+    backend = open_backend(snapshot.store_url, snapshot.store_namespace)
+    if backend.durable:
+        logger.info("store: %s (namespace %s)", backend.kind, snapshot.store_namespace)
+    else:
+        logger.warning("store: memory (not durable: state is lost on restart and not shared)")
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
-    state = GatewayState(switch=Switch(snapshot), pool=ClientPool())
+    state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
     state.reloader = Reloader(
         config_dir, current=lambda: state.switch.current, swap=state.swap, watch_files=watch
     )

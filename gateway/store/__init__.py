@@ -1,0 +1,1 @@
+"""State that outlives a request: the key-value store and rate limits (memory or Redis)."""

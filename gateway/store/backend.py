@@ -1,0 +1,47 @@
+"""Build the store and rate limiter that `store.url` in gateway.yaml names.
+
+``memory://`` (the default): Litestar's MemoryStore and an in-process limiter; not durable,
+not shared, and the gateway says so at start. ``redis://host:port/db``: Litestar's RedisStore
+and the Lua rate limiter on one redis-py pool, shared by every replica.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+from litestar.stores.redis import RedisStore
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from gateway.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+
+__all__ = ["Backend", "open_backend"]
+
+REDIS_CONNECTIONS = 64
+
+
+@dataclass
+class Backend:
+    kind: str
+    store: Store
+    limiter: RateLimiter
+    redis: Redis | None = None
+
+    @property
+    def durable(self) -> bool:
+        return self.redis is not None
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def open_backend(url: str, namespace: str) -> Backend:
+    if url.startswith("memory:"):
+        return Backend("memory", MemoryStore(), MemoryRateLimiter())
+    # Blocking pool: a burst waits for a free connection instead of failing the request.
+    pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=5)
+    redis = Redis.from_pool(pool)  # the client owns the pool and closes it
+    store = RedisStore(redis, namespace=namespace)
+    return Backend("redis", store, RedisRateLimiter(redis, namespace), redis)
