@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 REQUEST_NAMES = frozenset({"query", "path", "headers", "body", "route", "request_id", "auth"})
-RESPONSE_NAMES = REQUEST_NAMES | {"status", "upstream_headers", "request"}
+RESPONSE_NAMES = REQUEST_NAMES | {"status", "request"}
 
 
 def _concat(values: Iterable[Any]) -> Any:
@@ -135,10 +135,6 @@ class CompiledTemplate:
         if self.constant:
             return self.source
         return self.template.render(context)
-
-    def render_text(self, context: Mapping[str, Any]) -> str:
-        value = self.render(context)
-        return "" if value is None else value if isinstance(value, str) else _tojson(value)
 
 
 _CACHE_SIZE = 10_000

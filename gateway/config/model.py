@@ -275,7 +275,7 @@ class ResponseSpec(Base):
     """How the upstream answer (or a static answer) is shaped for the caller."""
 
     body: Template | None = None
-    """Template over `body`, `status`, `headers` of the upstream answer and `request`."""
+    """Template over the upstream answer's `body` and `status`, and the caller's `request`."""
     status: StatusCode | None = None
     fail_when: Template | None = None
     """Truthy when the upstream answered 2xx but the body carries an error (502 to the caller)."""

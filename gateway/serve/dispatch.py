@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -197,7 +196,7 @@ class Dispatcher:
             value = self._render(
                 route,
                 route.response_body,
-                {**context, "status": 200, "upstream_headers": {}, "request": context},
+                {**context, "status": 200, "request": context},
             )
             return self._shaped(route, route.response_status or 200, value)
 
@@ -234,7 +233,6 @@ class Dispatcher:
             "body": answer,
             "status": status,
             "request": context,
-            "upstream_headers": {},
         }
         if route.fail_when is not None and self._render(route, route.fail_when, response_context):
             message = (
@@ -525,7 +523,3 @@ def _query_values(values: Mapping[str, Any]) -> dict[str, str]:
             continue
         result[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return result
-
-
-def monotonic_ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000

@@ -91,6 +91,3 @@ class ClientPool:
         self.state = PoolState.CLOSED
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(*(session.close() for session in sessions), *self._closing)
-
-    def __len__(self) -> int:
-        return len(self._sessions)
