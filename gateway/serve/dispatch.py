@@ -143,19 +143,9 @@ class Dispatcher:
                     problem.headers.append((b"www-authenticate", exc.challenge.encode()))
                 raise problem from None
 
-        if route.rate_limit is None:
-            return await self._handle(
-                snapshot,
-                route,
-                path_values,
-                scope,
-                receive,
-                request_id,
-                headers,
-                query_raw,
-                identity,
-            )
-        limited = await self._rate_limit(route, scope, headers, query_raw, identity)
+        limited: list[tuple[bytes, bytes]] = []
+        if route.rate_limit is not None:
+            limited = await self._rate_limit(route, scope, headers, query_raw, identity)
         try:
             status, content_type, body, extra = await self._handle(
                 snapshot,
