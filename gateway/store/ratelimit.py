@@ -43,27 +43,30 @@ class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int, period: float) -> Decision: ...
 
 
-def _decide(now: float, tat: float, limit: int, period: float) -> tuple[Decision, float | None]:
-    """The decision and the new arrival time (None: rejected, nothing changes)."""
-    interval = period / limit
+def _decide(now: int, tat: int, limit: int, period: int) -> tuple[Decision, int | None]:
+    """The decision and the new arrival time (None: rejected, nothing changes).
+
+    Integer nanoseconds throughout: with floats, `remaining` can floor 0.99999 to 0.
+    """
+    interval = period // limit
     tat = max(tat, now)
     allow_at = tat - period + interval
     if now < allow_at:
-        return Decision(False, limit, 0, allow_at - now, tat - now), None
+        return Decision(False, limit, 0, (allow_at - now) / 1e9, (tat - now) / 1e9), None
     new_tat = tat + interval
-    remaining = int((now - (new_tat - period)) // interval)
-    return Decision(True, limit, max(0, remaining), 0.0, new_tat - now), new_tat
+    remaining = (now - (new_tat - period)) // interval
+    return Decision(True, limit, max(0, remaining), 0.0, (new_tat - now) / 1e9), new_tat
 
 
 class MemoryRateLimiter:
     """For one process (the memory store)."""
 
     def __init__(self) -> None:
-        self._tat: dict[str, float] = {}
+        self._tat: dict[str, int] = {}
 
     async def hit(self, key: str, limit: int, period: float) -> Decision:
-        now = time.monotonic()
-        decision, new_tat = _decide(now, self._tat.get(key, now), limit, period)
+        now = time.monotonic_ns()
+        decision, new_tat = _decide(now, self._tat.get(key, now), limit, int(period * 1e9))
         if new_tat is not None:
             self._tat[key] = new_tat
             if len(self._tat) > 100_000:  # forget keys whose budget is full again
@@ -77,7 +80,7 @@ class MemoryRateLimiter:
 _GCRA = """
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
-local interval = period / limit
+local interval = math.floor(period / limit)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
@@ -87,7 +90,7 @@ if now < allow_at then
   return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
 end
 local new_tat = tat + interval
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', new_tat - now + 1)
 local remaining = math.floor((now - (new_tat - period)) / interval)
 if remaining < 0 then remaining = 0 end
 return {1, remaining, 0, math.ceil(new_tat - now)}
