@@ -59,10 +59,13 @@ async def run_gateway(
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(200):  # bounded: 10 s
-        if server.started:
+        if server.started or task.done():
             break
         await asyncio.sleep(0.05)
-    assert server.started, "gateway did not start"
+    if not server.started:
+        server.should_exit = True
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
+        raise AssertionError(f"gateway did not start on port {port}")
     try:
         async with aiohttp.ClientSession() as session:
             yield RunningGateway(f"http://127.0.0.1:{port}", state, session)

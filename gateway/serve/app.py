@@ -151,7 +151,9 @@ class GatewayApp:
             body = problem_body(
                 400, "cors-origin-denied", f"origin {origin} is not allowed", request_id=request_id
             )
-            await send_response(send, 400, PROBLEM_CONTENT_TYPE, body, [])
+            await send_response(
+                send, 400, PROBLEM_CONTENT_TYPE, body, [(b"x-request-id", request_id.encode())]
+            )
             return
         await send_response(
             send, 204, b"text/plain", b"", [*headers, (b"x-request-id", request_id.encode())]
@@ -189,7 +191,10 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
         detail,
         request_id=REQUEST_ID.get(),
     )
-    return Response(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE.decode())
+    headers = exc.headers if isinstance(exc, HTTPException) else None  # e.g. a 405's Allow
+    return Response(
+        body, status_code=status, media_type=PROBLEM_CONTENT_TYPE.decode(), headers=headers
+    )
 
 
 def _litestar(state: GatewayState) -> Litestar:

@@ -198,7 +198,9 @@ class Dispatcher:
             route, context, headers, raw_body, identity
         )
         if not 200 <= status < 300:
-            excerpt = snapshot.redact(upstream_body[: EXCERPT_CHARS * 2].decode("utf-8", "replace"))
+            # Redact the whole body before cutting: a secret crossing a cut-off window would
+            # not match and leak its first characters into the excerpt.
+            excerpt = snapshot.redact(upstream_body.decode("utf-8", "replace"))
             if identity is not None and identity.token:
                 excerpt = excerpt.replace(identity.token, "***")
             raise Problem(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,11 +17,13 @@ import aiohttp
 from tests.upstreams.server import free_port
 
 GATEWAY_BIN = str(Path(sys.executable).parent / "gateway")
-# The environment of a fresh machine: none of the upstreams' secrets.
+# The environment of a fresh machine: none of the upstreams' secrets or the gateway's settings.
+_CONFIG_PREFIXES = ("GATEWAY_", "AMBIVO_", "OPENAI_", "INTERCOM_", "GPT_TRAINER_", "GMAIL_")
+_SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_URL", "_UUID")
 CLEAN_ENV = {
     key: value
     for key, value in os.environ.items()
-    if not key.endswith(("_API_KEY", "_TOKEN", "_URL", "_UUID"))
+    if not key.startswith(_CONFIG_PREFIXES) and not key.endswith(_SECRET_SUFFIXES)
 }
 
 
@@ -40,22 +43,43 @@ async def serving(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(150):  # bounded: 15 s
+        deadline = time.monotonic() + 15
+        timeout = aiohttp.ClientTimeout(total=2)
+        ready = False
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for _ in range(300):  # bounded in count, and by the 15 s deadline
+                if process.poll() is not None:
+                    raise AssertionError(
+                        f"gateway exited with {process.returncode}:\n{log_path.read_text()}"
+                    )
+                if time.monotonic() > deadline:
+                    break
                 try:
                     async with http.get(f"{url}/health") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
+                        ready = r.status == 200
+                except (aiohttp.ClientConnectionError, TimeoutError):
                     pass
+                if ready:
+                    break
                 await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(
-                    f"gateway did not answer /health within 15 s:\n{log_path.read_text()}"
-                )
+        if not ready:
+            raise AssertionError(
+                f"gateway did not answer /health within 15 s:\n{log_path.read_text()}"
+            )
         yield url, process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+        await stop(process)
         log.close()
     assert process.returncode == 0, log_path.read_text()[-2000:]
+
+
+async def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM, then wait without blocking the loop (loopback upstreams run on it); kill at the end."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    for _ in range(int(grace * 20)):  # bounded: `grace` seconds
+        if process.poll() is not None:
+            return
+        await asyncio.sleep(0.05)
+    process.kill()  # never leave it behind; the caller's assertion reports the exit code
+    process.wait(timeout=5)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.conftest import REPO, write_config
 from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, serving
+from tests.upstreams.ambivo import answer
 from tests.upstreams.server import Upstream
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMSJ9.c2lnbmF0dXJl"
@@ -32,26 +38,47 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
 ) -> None:
     env = {**CLEAN_ENV, "AMBIVO_API_BASE_URL": ambivo.url}
     log = tmp_path / "gateway.log"
-    async with serving(REPO, env, log) as (url, _), aiohttp.ClientSession() as http:
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Request-ID": "e2e-1"}
+    async with serving(REPO, env, log) as (url, pid), aiohttp.ClientSession() as http:
         async with http.get(f"{url}/health") as r:
-            assert (await r.json())["routes"] == 14
-        async with http.post(
-            f"{url}/query", json={"query": "leads"}, headers={"Authorization": f"Bearer {TOKEN}"}
-        ) as r:
+            health = await r.json()
+        async with http.post(f"{url}/query", json={"query": "leads"}, headers=headers) as r:
             assert r.status == 200
-            assert (await r.json())["success"] is True
+            assert r.headers["X-Request-ID"] == "e2e-1"
+            body = await r.json()
         async with http.get(f"{url}/openai/models") as r:
             assert r.status == 503
+            assert r.content_type == "application/problem+json"
             assert (await r.json())["detail"] == (
                 'upstream "openai" is not configured: set OPENAI_API_KEY'
             )
+        async with http.get(f"{url}/apps/list") as r:
+            assert r.status == 503
+            assert (await r.json())["detail"] == (
+                'auth "api_key" is not configured: set GATEWAY_API_KEY'
+            )
+    # serving() sent SIGTERM and asserted exit status 0; the process is gone.
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert health["status"] == "ok"
+    assert health["routes"] == 14
+    unconfigured = {item["route"] for item in health["unconfigured"]}
+    assert {"listModels", "chatCompletion", "listApps"} <= unconfigured
+    assert not unconfigured & {"naturalQuery", "listTools", "runTool", "execute_natural_query"}
+    assert body["success"] is True
+    assert body["query"] == "leads"
+    assert body["result"] == "Natural Query Results:\n\n" + json.dumps(answer("leads"), indent=2)
+    (seen,) = ambivo.seen
+    assert seen.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert seen.headers["X-Request-ID"] == "e2e-1"
+    assert seen.json() == {"query": "leads", "response_format": "both"}
     output = log.read_text()
     assert (
         'route listModels answers 503: upstream "openai" is not configured: set OPENAI_API_KEY'
         in output
     )
     assert "serving 14 routes" in output
-    assert ambivo.seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert TOKEN not in output
 
 
 def test_check_is_clean_on_the_shipped_config() -> None:
@@ -83,24 +110,50 @@ def test_check_lists_every_error_and_fails(tmp_path: Path) -> None:
 
 def test_routes_table() -> None:
     result = run("routes")
+    assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS"]
+    assert re.fullmatch(r"ID {2,}METHOD {2}PATH {2,}UPSTREAM {2,}AUTH {2,}STATUS", lines[0])
     assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "bearer", "ok"]
+    assert len(lines) == 1 + 14
+    # Columns line up: every row starts its METHOD where the header does.
+    column = lines[0].index("METHOD")
+    assert all(line[column - 2 : column] == "  " for line in lines)
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert rows["listModels"].endswith(
+        'unconfigured: upstream "openai" is not configured: set OPENAI_API_KEY'
+    )
 
 
 def test_openapi_profile_as_yaml_and_unknown_profile() -> None:
     result = run("openapi", "--profile", "ambivo", "--format", "yaml")
+    assert result.returncode == 0, result.stderr
     document = yaml.safe_load(result.stdout)
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {"/query", "/tools", "/tools/natural-query"}
     missing = run("openapi", "--profile", "nope")
     assert missing.returncode == 1
     assert missing.stderr == "no profile `nope` (known: ambivo, apps, gmail, openai, support)\n"
+    assert missing.stdout == ""
 
 
 def test_schema_files_are_current() -> None:
     result = run("schema", "--check")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_module_entry_point_matches_the_console_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "openapi", "--profile", "ambivo"],
+        cwd=REPO,
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(run("openapi", "--profile", "ambivo").stdout)
 
 
 def test_check_diff_against_lists_what_a_reload_would_change(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ Wire facts (shared/UPSTREAMS.md section 1): `Authorization: Bearer <JWT>`, body
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 
@@ -20,12 +21,23 @@ ROWS = [
 ]
 
 
+def answer(query: str) -> dict[str, Any]:
+    """The JSON this upstream answers a successful ``query`` with (key order as sent)."""
+    return {
+        "success": True,
+        "data": ROWS,
+        "natural_response": f"Found {len(ROWS)} leads for: {query}",
+    }
+
+
 def ambivo_app() -> tuple[web.Application, Recorder]:
     recorder = Recorder()
     app = web.Application(middlewares=[recorder.middleware])
 
     async def natural_query(request: web.Request) -> web.Response:
-        if not JWT.match(request.headers.get("Authorization", "")):
+        if "Authorization" not in request.headers:
+            return web.json_response({"detail": "Authorization header required"}, status=401)
+        if not JWT.match(request.headers["Authorization"]):
             return web.json_response({"detail": "Invalid or expired token"}, status=401)
         payload = await request.json()
         query = payload.get("query", "")
@@ -33,14 +45,7 @@ def ambivo_app() -> tuple[web.Application, Recorder]:
             return web.json_response({"detail": "internal failure"}, status=500)
         if "fail" in query:
             return web.json_response({"success": False, "error": "Query could not be parsed"})
-        return web.json_response(
-            {
-                "success": True,
-                "data": ROWS,
-                "natural_response": f"Found {len(ROWS)} leads for: {query}",
-                "response_format": payload.get("response_format"),
-            }
-        )
+        return web.json_response(answer(query))
 
     app.router.add_post("/entity/natural_query", natural_query)
     return app, recorder

@@ -32,7 +32,7 @@ def items_app() -> tuple[web.Application, Recorder]:
         return web.json_response({"ok": True, "attempt": flaky_calls["count"]})
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(2)
+        await asyncio.sleep(1)  # cancelled when the gateway gives up
         return web.json_response({"late": True})
 
     async def echo_auth(request: web.Request) -> web.Response:
@@ -40,6 +40,11 @@ def items_app() -> tuple[web.Application, Recorder]:
         return web.json_response(
             {"error": f"bad token {request.headers.get('Authorization')}"}, status=403
         )
+
+    async def echo_auth_late(request: web.Request) -> web.Response:
+        # The credential after 150 characters of text: it crosses any short excerpt window.
+        text = "x" * 150 + " token " + request.headers.get("Authorization", "")
+        return web.Response(text=text, status=401)
 
     async def big(request: web.Request) -> web.Response:
         return web.json_response([{"id": index, "text": "x" * 50} for index in range(200)])
@@ -49,5 +54,6 @@ def items_app() -> tuple[web.Application, Recorder]:
     app.router.add_get("/v1/flaky", flaky)
     app.router.add_get("/v1/slow", slow)
     app.router.add_get("/v1/echo-auth", echo_auth)
+    app.router.add_get("/v1/echo-auth-late", echo_auth_late)
     app.router.add_get("/v1/big", big)
     return app, recorder

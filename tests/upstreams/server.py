@@ -27,6 +27,8 @@ class Seen:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_path: str = ""
+    """Path and query string as sent, percent-encoding kept (``path`` is decoded)."""
 
     def json(self) -> Any:
         import json
@@ -44,7 +46,14 @@ class Recorder:
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.read()
         self.seen.append(
-            Seen(request.method, request.path, dict(request.query), dict(request.headers), body)
+            Seen(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                body,
+                request.raw_path,
+            )
         )
         response: web.StreamResponse = await handler(request)
         return response
@@ -62,12 +71,15 @@ class Upstream:
 
 @asynccontextmanager
 async def serve_upstream(app: web.Application, recorder: Recorder) -> AsyncIterator[Upstream]:
-    runner = web.AppRunner(app, access_log=None)
+    """``app`` on 127.0.0.1, on a port the kernel picks (no race with other tests)."""
+    # handler_cancellation: a handler whose caller went away (a gateway timeout) stops, so
+    # cleanup does not wait for slow handlers to finish.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5, handler_cancellation=True)
     await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
     try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
         yield Upstream(f"http://127.0.0.1:{port}", recorder)
     finally:
         await runner.cleanup()
