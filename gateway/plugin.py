@@ -5,7 +5,6 @@ lives in ``plugins/`` next to gateway.yaml::
 
     # plugins/hello.py
     import msgspec
-from litestar.stores.base import Store
     from gateway.plugin import Context, PluginRequest
 
     class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -36,6 +35,14 @@ Rules:
   reloads): the place for what a plugin must remember, such as the processes it started.
 * ``ctx.store`` is the gateway's key-value store (Litestar's ``Store`` API: ``get``, ``set``
   with ``expires_in``, ``delete``): for what must be shared; in memory unless configured.
+* ``ctx.locks.acquire(key, ttl)`` is an atomic set-if-absent (a :class:`Lock` or None), and
+  ``ctx.limiter.hit(key, limit, per)`` a rate-limit decision; both are shared by replicas
+  when the store is Redis.
+* Webhook handlers run from the queue: ``request.event_id`` is stable across retries (use it
+  to make side effects idempotent) and ``request.attempt`` counts from 1. Returning means
+  done; raising means "retry later" (a :class:`PluginError` with a 4xx status means "never":
+  the event goes straight to the dead letters). Schedules get an empty request whose
+  ``route`` is the schedule id.
 """
 
 from __future__ import annotations
@@ -50,13 +57,19 @@ from litestar.stores.base import Store
 
 from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
 from gateway.snapshot import RetryPolicy, UpstreamSettings
+from gateway.store.locks import Lock, Locks
+from gateway.store.ratelimit import Decision, RateLimiter
 
 __all__ = [
     "Context",
+    "Decision",
     "Handler",
+    "Lock",
+    "Locks",
     "PluginError",
     "PluginRequest",
     "PluginResponse",
+    "RateLimiter",
     "UpstreamClient",
     "UpstreamError",
     "UpstreamResponse",
@@ -76,6 +89,11 @@ class PluginRequest:
     body: Any
     request_id: str
     auth_scheme: str
+    user: str | None = None
+    """Whose data this is: the user an api key maps to (later: the OAuth token's subject)."""
+    event_id: str | None = None
+    """Webhooks: the event's id, the same on every attempt and replay."""
+    attempt: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +183,10 @@ class Context:
     state: dict[str, Any]
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
     request_id: str
+    locks: Locks
+    """Expiring set-if-absent locks: ``await ctx.locks.acquire("key", ttl=60)``."""
+    limiter: RateLimiter
+    """``(await ctx.limiter.hit("key", limit, period)).allowed``."""
 
 
 Handler = Callable[[Context, PluginRequest], Awaitable[Any]]

@@ -23,9 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CompiledRoute",
+    "CompiledSchedule",
+    "CompiledWebhook",
+    "HmacSpec",
     "InboundAuthSpec",
     "LintIssue",
     "PluginUpstream",
+    "QueueSpec",
     "RateLimitSpec",
     "RouteTable",
     "Snapshot",
@@ -75,6 +79,8 @@ class InboundAuthSpec:
     header: str | None = None
     query: str | None = None
     jwt_only: bool = False
+    users: tuple[str | None, ...] = ()
+    """For api_key: the user each key (same position) stands for, or None."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,61 @@ class PluginUpstream:
 
 
 @dataclass(frozen=True, slots=True)
+class HmacSpec:
+    """How a webhook's signature is checked (see HmacVerify in the config model)."""
+
+    header: str
+    algorithm: str
+    prefix: str
+    encoding: str
+    secrets: tuple[bytes, ...]
+    timestamp_header: str | None
+    tolerance: float
+    signed: bytes
+    """The signed content with `{body}` and `{timestamp}` placeholders."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledWebhook:
+    """Everything needed to receive one webhook and to run its handler from the queue."""
+
+    id: str
+    method: str
+    path: str
+    file: str
+    line: int
+    hmac: HmacSpec | None
+    query_validator: ParamValidator
+    head: bool
+    ping_when: CompiledTemplate | None
+    ping_body: CompiledTemplate | None
+    dedupe_key: CompiledTemplate | None
+    response_status: int
+    response_body: CompiledTemplate | None
+    attempts: int
+    backoff: tuple[float, ...]
+    plugin: PluginTarget | None
+    plugin_clients: Mapping[str, PluginUpstream]
+    unconfigured: str | None
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 = the first retry)."""
+        if not self.backoff:
+            return 0.0
+        return self.backoff[min(attempt - 2, len(self.backoff) - 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSchedule:
+    id: str
+    every: float
+    enabled: bool
+    plugin: PluginTarget | None
+    plugin_clients: Mapping[str, PluginUpstream]
+    unconfigured: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RouteMatch:
     route: CompiledRoute
     params: dict[str, str]
@@ -182,6 +243,14 @@ class LintIssue:
         return f"{where}{self.level}: [{self.document}] {self.message}"
 
 
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    concurrency: int = 16
+    visibility_timeout: float = 30.0
+    dedupe_ttl: float = 7 * 86400.0
+    dead_letters: int = 10_000
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One compiled configuration generation."""
@@ -206,6 +275,12 @@ class Snapshot:
     """Who may call /admin/*: an api_key spec (no keys: the admin API is off)."""
     route_hashes: Mapping[str, str]
     """Route id -> hash of everything that shapes it (its file's upstream included)."""
+    webhooks: Mapping[str, CompiledWebhook] = field(default_factory=dict)
+    """By id."""
+    webhook_paths: Mapping[str, CompiledWebhook] = field(default_factory=dict)
+    """By path (webhook paths are exact)."""
+    schedules: tuple[CompiledSchedule, ...] = ()
+    queue: QueueSpec = field(default_factory=lambda: QueueSpec())
     secrets: frozenset[str] = field(repr=False, default=frozenset())
 
     def redact(self, text: str) -> str:

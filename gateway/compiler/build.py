@@ -33,19 +33,26 @@ from gateway.config.model import (
     ApiKeyAuth,
     BearerAuth,
     HeaderAuth,
+    HmacVerify,
     InboundAuth,
     Param,
     PassthroughAuth,
     Retry,
     Route,
+    Schedule,
     Upstream,
+    Webhook,
 )
 from gateway.config.source import SourceFile
 from gateway.errors import ConfigError, ConfigErrors
 from gateway.snapshot import (
     CompiledRoute,
+    CompiledSchedule,
+    CompiledWebhook,
+    HmacSpec,
     InboundAuthSpec,
     PluginUpstream,
+    QueueSpec,
     RateLimitSpec,
     RetryPolicy,
     RouteTable,
@@ -58,7 +65,12 @@ __all__ = ["RESERVED_PREFIXES", "compile_config"]
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_BACKOFF = 0.2
+DEFAULT_TOLERANCE = 300.0
+DEFAULT_WEBHOOK_BACKOFF = (1.0, 5.0, 30.0, 120.0)
+DEFAULT_VISIBILITY = 30.0
+DEFAULT_DEDUPE_TTL = 7 * 86400.0
 RESERVED_PATHS = frozenset({"/", "/health", "/ready", "/openapi.json", "/openapi.yaml", "/docs"})
+WEBHOOK_NAMES = frozenset({"body", "query", "headers"})
 RESERVED_PREFIXES = ("/actions/", "/.well-known/", "/admin/", "/oauth/", "/metrics", "/mcp")
 
 
@@ -117,6 +129,17 @@ class _Compiler:
                 )
                 if compiled is not None:
                     routes.append(compiled)
+        webhooks: list[CompiledWebhook] = []
+        schedules: list[CompiledSchedule] = []
+        for loaded in self.config.route_files:
+            for index, webhook in enumerate(loaded.content.webhooks):
+                compiled_webhook = self.compile_webhook(loaded, index, webhook, upstreams)
+                if compiled_webhook is not None:
+                    webhooks.append(compiled_webhook)
+            for index, schedule in enumerate(loaded.content.schedules):
+                compiled_schedule = self.compile_schedule(loaded, index, schedule, upstreams)
+                if compiled_schedule is not None:
+                    schedules.append(compiled_schedule)
         self.check_duplicates()
         table = self.build_table(routes)
         documents = build_documents(self.config, routes, schemas, auth_specs)
@@ -126,6 +149,7 @@ class _Compiler:
             raise ConfigErrors(self.errors)
 
         cors = gateway.cors
+        queue = gateway.queue
         if not gateway.store.url.startswith(("memory://", "redis://", "rediss://", "unix://")):
             self.error(
                 self.gateway_source,
@@ -138,6 +162,12 @@ class _Compiler:
         secrets = {secret for source in self.config.sources() for secret in source.secrets}
         secrets |= {key.decode() for key in admin_keys}
         secrets |= {key.decode() for spec in auth_specs.values() for key in spec.keys}
+        secrets |= {
+            secret.decode()
+            for webhook in webhooks
+            if webhook.hmac is not None
+            for secret in webhook.hmac.secrets
+        }
         return Snapshot(
             version=self.version(),
             routes=tuple(routes),
@@ -163,6 +193,15 @@ class _Compiler:
             store_url=gateway.store.url,
             store_namespace=gateway.store.namespace,
             admin=admin,
+            webhooks={webhook.id: webhook for webhook in webhooks},
+            webhook_paths={webhook.path: webhook for webhook in webhooks},
+            schedules=tuple(schedules),
+            queue=QueueSpec(
+                concurrency=queue.concurrency,
+                visibility_timeout=queue.visibility_timeout or DEFAULT_VISIBILITY,
+                dedupe_ttl=queue.dedupe_ttl or DEFAULT_DEDUPE_TTL,
+                dead_letters=queue.dead_letters,
+            ),
             secrets=frozenset(secret for secret in secrets if len(secret) >= 4),
         )
 
@@ -232,11 +271,20 @@ class _Compiler:
             if variables:
                 missing[scheme.id] = variables
             if isinstance(scheme, ApiKeyAuth):
-                keys = tuple(key.encode() for key in scheme.keys if key)
-                if not keys and not variables:
+                entries = [
+                    (entry, None) if isinstance(entry, str) else (entry.key, entry.user or None)
+                    for entry in scheme.keys
+                ]
+                entries = [(key, user) for key, user in entries if key]
+                if not entries and not variables:
                     self.error(self.gateway_source, f"{path}.keys", "at least one key is required")
                 specs[scheme.id] = InboundAuthSpec(
-                    scheme.id, "api_key", keys=keys, header=scheme.header, query=scheme.query
+                    scheme.id,
+                    "api_key",
+                    keys=tuple(key.encode() for key, _ in entries),
+                    header=scheme.header,
+                    query=scheme.query,
+                    users=tuple(user for _, user in entries),
                 )
             else:
                 specs[scheme.id] = InboundAuthSpec(
@@ -311,7 +359,16 @@ class _Compiler:
         plugin: PluginTarget | None = None
         plugin_clients: dict[str, PluginUpstream] = {}
         if route.handler is not None:
-            plugin, plugin_clients = self.compile_plugin(source, path, route, upstream, upstreams)
+            plugin, plugin_clients = self.compile_plugin(
+                source,
+                path,
+                route.handler,
+                route.settings,
+                route.upstreams,
+                route.retry,
+                upstream,
+                upstreams,
+            )
         if route.static and route.handler is not None:
             self.error(source, f"{path}.static", "a route is `static` or has a `handler`, not both")
         if upstream is None and not route.static and route.handler is None:
@@ -413,7 +470,7 @@ class _Compiler:
             fail_message=fail_message,
             max_chars=response.max_chars or self.config.gateway.defaults.max_response_chars,
             timeout=route.timeout or (settings.timeout if settings else DEFAULT_TIMEOUT),
-            retry=self.retry_policy(route, upstream),
+            retry=self.retry_policy(route.retry, upstream),
             rate_limit=self.rate_limit(source, path, route, upstream),
             unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing)
             or self.plugin_unconfigured(plugin_clients, upstreams),
@@ -425,19 +482,21 @@ class _Compiler:
         self,
         source: SourceFile,
         path: str,
-        route: Route,
+        handler: str,
+        handler_settings: dict[str, Any],
+        upstream_names: list[str],
+        retry: Retry | None,
         upstream: Upstream | None,
         upstreams: dict[str, tuple[UpstreamSettings, LoadedRoutes]],
     ) -> tuple[PluginTarget | None, dict[str, PluginUpstream]]:
-        assert route.handler is not None
-        resolved = resolve_handler(self.config.directory, route.handler, route.settings)
+        resolved = resolve_handler(self.config.directory, handler, handler_settings)
         target = None
         if isinstance(resolved, str):
             where = "settings" if resolved.startswith("settings of plugin") else "handler"
             self.error(source, f"{path}.{where}", resolved)
         else:
             target = resolved
-        names = route.upstreams or ([upstream.name] if upstream is not None else [])
+        names = upstream_names or ([upstream.name] if upstream is not None else [])
         clients: dict[str, PluginUpstream] = {}
         for position, name in enumerate(names):
             if name not in upstreams:
@@ -451,7 +510,7 @@ class _Compiler:
             settings, loaded = upstreams[name]
             headers, _ = _outbound_headers(loaded.content.upstream)
             clients[name] = PluginUpstream(
-                settings, headers, self.retry_policy(route, loaded.content.upstream)
+                settings, headers, self.retry_policy(retry, loaded.content.upstream)
             )
         return target, clients
 
@@ -517,8 +576,8 @@ class _Compiler:
                         source, f"{path}[{index}].pattern", f"invalid regular expression: {exc}"
                     )
 
-    def retry_policy(self, route: Route, upstream: Upstream | None) -> RetryPolicy:
-        retry: Retry | None = route.retry or (upstream.retry if upstream else None)
+    def retry_policy(self, retry: Retry | None, upstream: Upstream | None) -> RetryPolicy:
+        retry = retry or (upstream.retry if upstream else None)
         retry = retry or self.config.gateway.defaults.retry
         if retry is None:
             return RetryPolicy(1, frozenset(), 0.0)
@@ -543,6 +602,148 @@ class _Compiler:
         if auth_name in auth_missing:
             return f'auth "{auth_name}" is not configured: set {", ".join(auth_missing[auth_name])}'
         return None
+
+    # --- webhooks and schedules ------------------------------------------------------------
+
+    def compile_webhook(
+        self,
+        loaded: LoadedRoutes,
+        index: int,
+        webhook: Webhook,
+        upstreams: dict[str, tuple[UpstreamSettings, LoadedRoutes]],
+    ) -> CompiledWebhook | None:
+        source = loaded.source
+        path = f"$.webhooks[{index}]"
+        errors_before = len(self.errors)
+        self.seen_routes.setdefault(webhook.id, []).append((source, f"{path}.id"))
+        self.seen_paths.setdefault((webhook.method, _shape(webhook.path)), []).append(
+            (source, f"{path}.path", webhook.id)
+        )
+        if webhook.path in RESERVED_PATHS or webhook.path.startswith(RESERVED_PREFIXES):
+            self.error(source, f"{path}.path", f"path `{webhook.path}` is reserved by the gateway")
+        if "{" in webhook.path:
+            self.error(source, f"{path}.path", "a webhook path has no parameters (use `query`)")
+        self.check_params(source, f"{path}.query", webhook.query)
+        upstream = loaded.content.upstream
+        plugin, clients = self.compile_plugin(
+            source,
+            path,
+            webhook.handler,
+            webhook.settings,
+            webhook.upstreams,
+            None,
+            upstream,
+            upstreams,
+        )
+        hmac_spec = None
+        missing = _missing_under(source.missing, f"{path}.verify")
+        verify = webhook.verify
+        if isinstance(verify, HmacVerify):
+            secrets = [*verify.secrets, *([verify.secret] if verify.secret is not None else [])]
+            secrets = [secret for secret in secrets if secret]
+            if not secrets and not missing:
+                self.error(
+                    source, f"{path}.verify", "hmac verification needs `secret` or `secrets`"
+                )
+            signed = verify.signed or (
+                "{timestamp}.{body}" if verify.timestamp_header else "{body}"
+            )
+            if "{body}" not in signed:
+                self.error(source, f"{path}.verify.signed", "`signed` must contain `{body}`")
+            if "{timestamp}" in signed and verify.timestamp_header is None:
+                self.error(
+                    source,
+                    f"{path}.verify.signed",
+                    "`signed` uses `{timestamp}`: set `timestamp_header` too",
+                )
+            hmac_spec = HmacSpec(
+                header=verify.header.lower(),
+                algorithm=verify.algorithm,
+                prefix=verify.prefix,
+                encoding=verify.encoding,
+                secrets=tuple(secret.encode() for secret in secrets),
+                timestamp_header=verify.timestamp_header.lower()
+                if verify.timestamp_header
+                else None,
+                tolerance=DEFAULT_TOLERANCE if verify.tolerance is None else verify.tolerance,
+                signed=signed.encode(),
+            )
+        names = WEBHOOK_NAMES
+        ping_when = ping_body = None
+        if webhook.ping is not None:
+            ping_when = self.template(source, f"{path}.ping.when", webhook.ping.when, names)
+            ping_body = self.template(source, f"{path}.ping.body", webhook.ping.body, names)
+        dedupe = self.template(source, f"{path}.dedupe_key", webhook.dedupe_key, names)
+        response_body = self.template(
+            source, f"{path}.response.body", webhook.response.body, names | {"event_id"}
+        )
+        if not 200 <= webhook.response.status < 300:
+            self.error(source, f"{path}.response.status", "a webhook answers 2xx once queued")
+        if len(self.errors) > errors_before:
+            return None
+        unconfigured = None
+        if missing:
+            unconfigured = f'webhook "{webhook.id}" is not configured: set {", ".join(missing)}'
+        return CompiledWebhook(
+            id=webhook.id,
+            method=webhook.method,
+            path=webhook.path,
+            file=source.name,
+            line=source.locate(path)[0],
+            hmac=hmac_spec,
+            query_validator=ParamValidator.build("query", webhook.query),
+            head=webhook.head,
+            ping_when=ping_when,
+            ping_body=ping_body,
+            dedupe_key=dedupe,
+            response_status=webhook.response.status,
+            response_body=response_body,
+            attempts=webhook.retry.attempts,
+            backoff=tuple(
+                DEFAULT_WEBHOOK_BACKOFF if webhook.retry.backoff is None else webhook.retry.backoff
+            ),
+            plugin=plugin,
+            plugin_clients=clients,
+            unconfigured=unconfigured or self.plugin_unconfigured(clients, upstreams),
+        )
+
+    def compile_schedule(
+        self,
+        loaded: LoadedRoutes,
+        index: int,
+        schedule: Schedule,
+        upstreams: dict[str, tuple[UpstreamSettings, LoadedRoutes]],
+    ) -> CompiledSchedule | None:
+        source = loaded.source
+        path = f"$.schedules[{index}]"
+        errors_before = len(self.errors)
+        self.seen_routes.setdefault(schedule.id, []).append((source, f"{path}.id"))
+        if schedule.every < 1:
+            self.error(source, f"{path}.every", "a schedule runs at most once a second")
+        plugin, clients = self.compile_plugin(
+            source,
+            path,
+            schedule.handler,
+            schedule.settings,
+            schedule.upstreams,
+            None,
+            loaded.content.upstream,
+            upstreams,
+        )
+        if len(self.errors) > errors_before:
+            return None
+        missing = _missing_under(source.missing, path)
+        unconfigured = None
+        if missing:
+            unconfigured = f'schedule "{schedule.id}" is not configured: set {", ".join(missing)}'
+        return CompiledSchedule(
+            id=schedule.id,
+            every=schedule.every,
+            enabled=schedule.enabled,
+            plugin=plugin,
+            plugin_clients=clients,
+            unconfigured=unconfigured or self.plugin_unconfigured(clients, upstreams),
+        )
 
     # --- whole-table checks ----------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from gateway.config.fields import (
 __all__ = [
     "Admin",
     "ApiKeyAuth",
+    "ApiKeyUser",
     "BearerAuth",
     "BearerPassthroughAuth",
     "BodySpec",
@@ -34,22 +35,30 @@ __all__ = [
     "Defaults",
     "GatewayFile",
     "HeaderAuth",
+    "HmacVerify",
     "InboundAuth",
     "Info",
     "NoOutboundAuth",
+    "NoVerify",
     "OutboundAuth",
     "Param",
     "PassthroughAuth",
+    "Ping",
     "Profile",
+    "QueueSettings",
     "RateLimit",
     "ResponseSpec",
     "Retry",
     "Route",
     "RouteFile",
+    "Schedule",
     "Server",
     "StoreSettings",
     "Upstream",
     "UpstreamCall",
+    "Webhook",
+    "WebhookResponse",
+    "WebhookRetry",
 ]
 
 Template = Annotated[str, msgspec.Meta(description="A Jinja2 template (sandboxed, native types).")]
@@ -100,11 +109,19 @@ class CorsSettings(Base):
     max_age: Annotated[int, msgspec.Meta(ge=0)] = 600
 
 
+class ApiKeyUser(Base):
+    """A key that also names whose data the caller may read (`auth.user` in templates)."""
+
+    key: str
+    user: str
+
+
 class ApiKeyAuth(Base, tag="api_key", tag_field="type"):
     """An API key in a header (default `X-API-Key`) or a query parameter; several keys allowed."""
 
     id: Identifier
-    keys: list[str]
+    keys: list[str | ApiKeyUser]
+    """Plain keys, or `{key, user}` when the key stands for one user (such as an OMI uid)."""
     header: HeaderName | None = "X-API-Key"
     query: ParamName | None = None
 
@@ -138,6 +155,20 @@ class StoreSettings(Base):
 
     url: str = "memory://"
     namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"
+
+
+class QueueSettings(Base):
+    """The webhook queue's workers (each process runs them)."""
+
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
+    """Events handled at once per process."""
+    visibility_timeout: Duration | None = None
+    """An event held this long (default 30s) by a process that stopped heart-beating is
+    taken over by another."""
+    dedupe_ttl: Duration | None = None
+    """How long a webhook's dedupe key is remembered (default 7 days)."""
+    dead_letters: PositiveInt = 10_000
+    """How many dead letters are kept (oldest trimmed first)."""
 
 
 class Retry(Base):
@@ -181,6 +212,7 @@ class GatewayFile(Base):
 
     server: Server = Server()
     store: StoreSettings = StoreSettings()
+    queue: QueueSettings = QueueSettings()
     admin: Admin = Admin()
     info: Info = Info()
     cors: CorsSettings = CorsSettings()
@@ -320,8 +352,99 @@ class Route(Base):
     include_in_schema: bool = True
 
 
+class NoVerify(Base, tag="none", tag_field="type"):
+    """No signature (the sender signs nothing, like OMI); restrict by secret query or network."""
+
+
+class HmacVerify(Base, tag="hmac", tag_field="type"):
+    """An HMAC of the raw request bytes in a header, compared in constant time.
+
+    With `timestamp_header`, the signed content is `signed` (default `{timestamp}.{body}`)
+    and requests older or newer than `tolerance` are refused (replays).
+    """
+
+    header: HeaderName
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    prefix: str = ""
+    """Text before the digest in the header, e.g. `sha1=`."""
+    encoding: Literal["hex", "base64"] = "hex"
+    secrets: list[str] = []
+    """Every accepted secret (rotation: old and new side by side)."""
+    secret: str | None = None
+    """One secret; shorthand for `secrets: [...]`."""
+    timestamp_header: HeaderName | None = None
+    tolerance: Duration | None = None
+    """How far the timestamp may be from now (default 5m)."""
+    signed: str | None = None
+    """The signed content: `{body}` and `{timestamp}` are replaced by the raw bytes."""
+
+
+class Ping(Base):
+    """A handshake the sender's setup sends: answered at once, never queued."""
+
+    when: Template
+    """Truthy for a handshake, e.g. `{{ body.topic == "ping" }}`."""
+    body: Template = '{{ {"status": "pong"} }}'
+
+
+class WebhookResponse(Base):
+    """What the sender gets once its event is safely queued."""
+
+    status: StatusCode = 200
+    body: Template | None = None
+    """Template over `event_id`, `body` and `query` (default `{"status": "queued", "id": ...}`)."""
+
+
+class WebhookRetry(Base):
+    """How a failed event is retried before it becomes a dead letter."""
+
+    attempts: Annotated[int, msgspec.Meta(ge=1, le=50)] = 5
+    """Total attempts, the first included."""
+    backoff: list[Duration] | None = None
+    """Wait before each retry; the last value repeats (default 1s, 5s, 30s, 2m)."""
+
+
+class Webhook(Base):
+    """An endpoint a sender pushes events to: verified, de-duplicated, queued, answered 2xx.
+
+    The handler (a plugin) runs later, from the durable queue, with retries.
+    """
+
+    id: Identifier
+    path: RoutePath
+    handler: ModuleRef
+    """The plugin `module:function` that processes each event (from the queue)."""
+    method: Literal["POST", "PUT"] = "POST"
+    verify: NoVerify | HmacVerify = NoVerify()
+    query: list[Param] = []
+    """Query parameters the sender appends (validated; missing required ones are a 400)."""
+    head: bool = True
+    """Answer HEAD with 200 (URL validation by Intercom and others)."""
+    ping: Ping | None = None
+    dedupe_key: Template | None = None
+    """Template over `body`, `query`, `headers`; a key seen before is answered 2xx, dropped."""
+    settings: dict[str, Any] = {}
+    upstreams: list[Identifier] = []
+    """Upstreams whose clients the handler gets (default: this file's upstream)."""
+    retry: WebhookRetry = WebhookRetry()
+    response: WebhookResponse = WebhookResponse()
+
+
+class Schedule(Base):
+    """A handler run every `every`, by one replica at a time (a lock in the store)."""
+
+    id: Identifier
+    every: Duration
+    handler: ModuleRef
+    enabled: bool = True
+    settings: dict[str, Any] = {}
+    upstreams: list[Identifier] = []
+
+
 class RouteFile(Base):
-    """One `routes.d/*.yaml` file: an upstream and the routes that call it."""
+    """One `routes.d/*.yaml` file: an upstream and the routes, webhooks and schedules using it."""
 
     upstream: Upstream | None = None
     routes: list[Route] = []
+    webhooks: list[Webhook] = []
+    schedules: list[Schedule] = []

@@ -21,18 +21,24 @@ import yaml
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.plugins import RedocRenderPlugin
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.logs import REQUEST_ID, logger
+from gateway.queue.events import dead_letter_summary
+from gateway.queue.scheduler import Scheduler
+from gateway.queue.worker import Worker
 from gateway.reload import Reloader, ReloadOutcome
+from gateway.runtime import PluginRuntime
 from gateway.serve.cors import preflight_headers, response_headers
 from gateway.serve.dispatch import Dispatcher, send_response
 from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.switch import Switch
+from gateway.serve.webhooks import WebhookReceiver
 from gateway.snapshot import Snapshot
 from gateway.store.backend import Backend, open_backend
+from gateway.upstream.call import UpstreamCaller
 from gateway.upstream.clients import ClientPool
 
 __all__ = ["GatewayApp", "GatewayState", "build_app"]
@@ -51,6 +57,8 @@ class GatewayState:
     backend: Backend = field(default_factory=lambda: open_backend("memory://", "gateway"))
     reloader: Reloader | None = None
     started_at: float = field(default_factory=time.time)
+    worker: Worker | None = None
+    scheduler: Scheduler | None = None
 
     def swap(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
@@ -66,11 +74,12 @@ class GatewayState:
 
 
 class GatewayApp:
-    """ASGI entry point: ``uvicorn.run(GatewayApp(state, litestar_app))``."""
+    """ASGI entry point: ``uvicorn.run(GatewayApp(state, runtime, litestar_app))``."""
 
-    def __init__(self, state: GatewayState, fallback: ASGIApp) -> None:
+    def __init__(self, state: GatewayState, runtime: PluginRuntime, fallback: ASGIApp) -> None:
         self.state = state
-        self.dispatcher = Dispatcher(state.pool, state.backend.store, state.backend.limiter)
+        self.dispatcher = Dispatcher(runtime)
+        self.webhooks = WebhookReceiver(state.backend.queue)
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -99,6 +108,14 @@ class GatewayApp:
                 )
                 return
             cors = response_headers(snapshot.cors, origin)
+            webhook = snapshot.webhook_paths.get(path)
+            if webhook is not None:
+                status = await self.webhooks(
+                    snapshot, webhook, scope, receive, send, request_id, cors
+                )
+                if snapshot.access_log:
+                    logger.info("%s %s %d webhook=%s", method, path, status, webhook.id)
+                return
             match = snapshot.table.match(method, path)
             if match is not None:
                 started = time.perf_counter()
@@ -161,8 +178,15 @@ class GatewayApp:
 
 
 def build_app(state: GatewayState) -> GatewayApp:
-    """The whole ASGI app for ``state``; the Litestar part is built once per process."""
-    return GatewayApp(state, cast(ASGIApp, _litestar(state)))
+    """The whole ASGI app for ``state``; the Litestar part is built once per process.
+
+    Its lifespan also runs the webhook worker and the scheduler of this process.
+    """
+    runtime = PluginRuntime(UpstreamCaller(state.pool), state.backend)
+    current = state.switch.get
+    state.worker = Worker(state.backend.queue, runtime, current)
+    state.scheduler = Scheduler(runtime, state.backend.locks, current)
+    return GatewayApp(state, runtime, cast(ASGIApp, _litestar(state)))
 
 
 def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
@@ -201,10 +225,15 @@ def _litestar(state: GatewayState) -> Litestar:
     switch = state.switch
     redoc = RedocRenderPlugin(path="/docs")
 
-    @get("/health", sync_to_thread=False)
-    def health() -> dict[str, Any]:
+    @get("/health")
+    async def health() -> dict[str, Any]:
         snapshot = switch.current
         reloader = state.reloader
+        try:
+            pending: int | None = await state.backend.queue.pending()
+        except Exception:  # the store is away: say so rather than fail the health check
+            pending = None
+        worker = state.worker
         return {
             "status": "ok",
             "version": snapshot.version,
@@ -217,6 +246,21 @@ def _litestar(state: GatewayState) -> Litestar:
             "failed_reloads": reloader.failed if reloader else 0,
             "last_reload_error": reloader.last_error if reloader else None,
             "uptime_seconds": round(time.time() - state.started_at, 1),
+            "store": state.backend.kind,
+            "webhooks": {
+                "ids": sorted(snapshot.webhooks),
+                "pending": pending,
+                "processed": worker.processed if worker else 0,
+                "failed_attempts": worker.failed if worker else 0,
+            },
+            "schedules": {
+                schedule.id: {
+                    "every_seconds": schedule.every,
+                    "enabled": schedule.enabled,
+                    "runs": state.scheduler.runs.get(schedule.id, 0) if state.scheduler else 0,
+                }
+                for schedule in snapshot.schedules
+            },
         }
 
     @get("/ready", sync_to_thread=False)
@@ -284,16 +328,37 @@ def _litestar(state: GatewayState) -> Litestar:
         }
         return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
 
-    watcher: list[asyncio.Task[None]] = []
+    @get("/admin/webhooks/dead")
+    async def dead_letters(
+        request: Request[Any, Any, Any], limit: FromQuery[int] = 100
+    ) -> dict[str, Any]:
+        _require_admin(request, switch.current)
+        letters = await state.backend.queue.dead(max(1, min(limit, 1000)))
+        return {"dead_letters": [dead_letter_summary(letter) for letter in letters]}
 
-    async def start_watching() -> None:
+    @post("/admin/webhooks/dead/{event_id:str}/replay", status_code=200)
+    async def replay_dead_letter(
+        request: Request[Any, Any, Any], event_id: FromPath[str]
+    ) -> dict[str, Any]:
+        _require_admin(request, switch.current)
+        if not await state.backend.queue.replay(event_id):
+            raise HTTPException(status_code=404, detail=f"no dead letter with id {event_id}")
+        return {"status": "queued", "id": event_id}
+
+    background: list[asyncio.Task[None]] = []
+
+    async def start_background() -> None:
         if state.reloader is not None and state.reloader.watch_files:
-            watcher.append(asyncio.create_task(state.reloader.watch()))
+            background.append(asyncio.create_task(state.reloader.watch()))
+        if state.worker is not None:
+            background.append(asyncio.create_task(state.worker.run()))
+        if state.scheduler is not None:
+            background.append(asyncio.create_task(state.scheduler.run()))
 
     async def close_pool() -> None:
-        for task in watcher:
+        for task in background:
             task.cancel()
-        await asyncio.gather(*watcher, return_exceptions=True)
+        await asyncio.gather(*background, return_exceptions=True)
         await state.pool.close()
         await state.backend.close()
 
@@ -308,11 +373,13 @@ def _litestar(state: GatewayState) -> Litestar:
             ai_plugin,
             docs,
             admin_reload,
+            dead_letters,
+            replay_dead_letter,
         ],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,
         logging_config=None,  # ours (gateway.logs) stays in charge of the format
-        on_startup=[start_watching],
+        on_startup=[start_background],
         on_shutdown=[close_pool],
         debug=False,
     )

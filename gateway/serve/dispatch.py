@@ -7,7 +7,6 @@ size cap). Every failure is a problem+json answer; nothing here raises to the se
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -15,21 +14,18 @@ from urllib.parse import parse_qsl
 
 import jinja2
 import msgspec
-from litestar.stores.base import Store
 
 from gateway.compiler.validation import FieldError, body_errors
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.logs import logger
-from gateway.plugin import Context, PluginError, PluginRequest, PluginResponse, UpstreamClient
+from gateway.plugin import PluginError, PluginRequest, PluginResponse
+from gateway.runtime import PluginRuntime
 from gateway.serve.inbound import Identity, Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.shaping import cap_json, cap_text
 from gateway.snapshot import CompiledRoute, RouteMatch, Snapshot
-from gateway.store.ratelimit import RateLimiter
-from gateway.upstream.call import UpstreamCaller
-from gateway.upstream.clients import ClientPool
 
-__all__ = ["Dispatcher", "Problem", "send_response"]
+__all__ = ["Dispatcher", "Problem", "read_body", "send_response"]
 
 Scope = dict[str, Any]
 JSON = b"application/json"
@@ -76,13 +72,10 @@ async def send_response(
 class Dispatcher:
     """``await dispatcher(snapshot, match, scope, receive, send, request_id)`` -> status sent."""
 
-    def __init__(self, pool: ClientPool, store: Store, limiter: RateLimiter) -> None:
-        self.pool = pool
-        self.store = store
-        self.limiter = limiter
-        self.caller = UpstreamCaller(pool)
-        self.plugin_state: dict[str, dict[str, Any]] = {}
-        """Per plugin module, kept for the life of the process (across reloads)."""
+    def __init__(self, runtime: PluginRuntime) -> None:
+        self.runtime = runtime
+        self.caller = runtime.caller
+        self.limiter = runtime.backend.limiter
 
     async def __call__(
         self,
@@ -176,7 +169,7 @@ class Dispatcher:
         identity: Identity | None,
     ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
         """Read, validate and answer a request that passed auth and rate limits."""
-        raw_body = await self._read_body(receive, headers, snapshot.max_body_bytes)
+        raw_body = await read_body(receive, headers, snapshot.max_body_bytes)
         context = self._validate(
             route, path_values, query_raw, headers, raw_body, request_id, identity
         )
@@ -244,27 +237,6 @@ class Dispatcher:
         return self._shaped(route, route.response_status or status, value)
 
     # --- request ---------------------------------------------------------------------------
-
-    @staticmethod
-    async def _read_body(receive: Any, headers: Mapping[str, str], limit: int) -> bytes:
-        declared = headers.get("content-length")
-        if declared is None and "transfer-encoding" not in headers:
-            return b""  # no body framing: nothing to read (most GETs)
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise Problem(413, "body-too-large", f"the request body is over {limit} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Problem(400, "client-disconnected", "the client went away")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise Problem(413, "body-too-large", f"the request body is over {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
     @staticmethod
     def _validate(
@@ -363,20 +335,7 @@ class Dispatcher:
         target = route.plugin
         assert target is not None
         request_id = context["request_id"]
-        clients = {
-            name: UpstreamClient(
-                up.settings, up.static_headers, up.retry, self.caller.send, request_id
-            )
-            for name, up in route.plugin_clients.items()
-        }
-        ctx = Context(
-            settings=target.settings,
-            clients=clients,
-            store=self.store,
-            state=self.plugin_state.setdefault(target.module, {}),
-            logger=logging.getLogger(f"gateway.plugins.{target.module}"),
-            request_id=request_id,
-        )
+        ctx = self.runtime.context(target, route.plugin_clients, request_id)
         request = PluginRequest(
             method=scope["method"],
             path=scope["path"],
@@ -387,6 +346,7 @@ class Dispatcher:
             body=context["body"],
             request_id=request_id,
             auth_scheme=context["auth"]["scheme"],
+            user=context["auth"].get("user"),
         )
         name = f"{target.module}:{target.function}"
         try:
@@ -505,6 +465,28 @@ class Dispatcher:
         if isinstance(value, str):
             return status, TEXT, cap_text(value, route.max_chars).encode(), []
         return status, JSON, cap_json(value, route.max_chars), []
+
+
+async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> bytes:
+    """The whole request body, refusing more than ``limit`` bytes with a 413 problem."""
+    declared = headers.get("content-length")
+    if declared is None and "transfer-encoding" not in headers:
+        return b""  # no body framing: nothing to read (most GETs)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "body-too-large", f"the request body is over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Problem(400, "client-disconnected", "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "body-too-large", f"the request body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _query_values(values: Mapping[str, Any]) -> dict[str, str]:

@@ -28,9 +28,13 @@ class Identity:
     token: str | None = None
     subject: str | None = None
     """Who, without the credential itself: a hash of the key or token (for rate limits)."""
+    user: str | None = None
+    """The user the credential stands for (an api key mapped to a user), if any."""
 
     def as_context(self) -> dict[str, str]:
-        return {"scheme": self.scheme}
+        if self.user is None:
+            return {"scheme": self.scheme}
+        return {"scheme": self.scheme, "user": self.user}
 
 
 class Unauthorized(Exception):
@@ -63,11 +67,15 @@ def _api_key(
         raise Unauthorized(f"missing API key: send it in {where}")
     candidate = presented.encode()
     matched = False
-    for key in spec.keys:
-        matched |= hmac.compare_digest(candidate, key)
+    user = None
+    for position, key in enumerate(spec.keys):  # every key, so timing tells nothing
+        if hmac.compare_digest(candidate, key):
+            matched = True
+            if spec.users:
+                user = spec.users[position]
     if not matched:
         raise Unauthorized("invalid API key")
-    return Identity(spec.id, subject=_fingerprint(presented))
+    return Identity(spec.id, subject=_fingerprint(presented), user=user)
 
 
 def _bearer(spec: InboundAuthSpec, headers: Mapping[str, str]) -> Identity:

@@ -34,7 +34,9 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
             logger.error("%s", error)
         logger.error("not starting: %d configuration error(s) in %s", len(exc.errors), config_dir)
         return 1
-    backend = open_backend(snapshot.store_url, snapshot.store_namespace)
+    backend = open_backend(
+        snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
+    )
     if backend.durable:
         logger.info("store: %s (namespace %s)", backend.kind, snapshot.store_namespace)
     else:

@@ -19,6 +19,10 @@ class Switch:
     def __init__(self, snapshot: Snapshot) -> None:
         self.current = snapshot
 
+    def get(self) -> Snapshot:
+        """The current snapshot (for those who hold a function rather than the switch)."""
+        return self.current
+
     def swap(self, snapshot: Snapshot) -> Snapshot:
         """Serve ``snapshot`` from now on; return the one it replaces."""
         previous, self.current = self.current, snapshot

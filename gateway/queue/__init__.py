@@ -1,0 +1,1 @@
+"""The durable webhook queue, its workers and the schedules (memory or Redis Streams)."""

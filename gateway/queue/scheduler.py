@@ -1,0 +1,99 @@
+"""Run each enabled schedule every `every` seconds, on one replica per period.
+
+Each process ticks once a second; a due schedule runs only where ``locks.acquire`` wins the
+key ``schedule:<id>`` for one period, so N replicas run it once per period between them.
+The lock is not released after the run: it marks the period as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gateway.logs import REQUEST_ID, logger
+from gateway.plugin import PluginRequest
+from gateway.runtime import PluginRuntime
+from gateway.snapshot import CompiledSchedule, Snapshot
+from gateway.store.locks import Locks
+
+__all__ = ["Scheduler"]
+
+TICK = 1.0
+
+
+class Scheduler:
+    def __init__(
+        self, runtime: PluginRuntime, locks: Locks, current: Callable[[], Snapshot]
+    ) -> None:
+        self.runtime = runtime
+        self.locks = locks
+        self.current = current
+        self.runs: dict[str, int] = {}
+        self._next: dict[tuple[str, float], float] = {}
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self.tick()
+                await asyncio.sleep(TICK)
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def tick(self) -> None:
+        now = time.monotonic()
+        for schedule in self.current().schedules:
+            if not schedule.enabled or schedule.plugin is None or schedule.unconfigured:
+                continue
+            key = (schedule.id, schedule.every)
+            if self._next.get(key, 0.0) > now or schedule.id in self._running:
+                continue
+            self._next[key] = now + schedule.every
+            try:
+                lock = await self.locks.acquire(f"schedule:{schedule.id}", schedule.every)
+            except Exception as exc:
+                logger.error("schedule %s: could not take its lock: %s", schedule.id, exc)
+                continue
+            if lock is None:
+                continue  # another replica runs it this period
+            task = asyncio.create_task(self._run(schedule))
+            self._running[schedule.id] = task
+            task.add_done_callback(self._finished(schedule.id))
+
+    def _finished(self, schedule_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_: asyncio.Task[None]) -> None:
+            self._running.pop(schedule_id, None)
+
+        return forget
+
+    async def _run(self, schedule: CompiledSchedule) -> None:
+        assert schedule.plugin is not None
+        request_id = f"schedule-{schedule.id}-{int(time.time())}"
+        token = REQUEST_ID.set(request_id)
+        request = PluginRequest(
+            method="SCHEDULE",
+            path="",
+            route=schedule.id,
+            query={},
+            path_params={},
+            headers={},
+            body=None,
+            request_id=request_id,
+            auth_scheme="none",
+        )
+        ctx = self.runtime.context(schedule.plugin, schedule.plugin_clients, request_id)
+        started = time.perf_counter()
+        try:
+            await schedule.plugin.handler(ctx, request)
+        except Exception:
+            logger.exception("schedule %s failed", schedule.id)
+        else:
+            logger.info(
+                "schedule %s ran in %.0fms", schedule.id, (time.perf_counter() - started) * 1000
+            )
+        finally:
+            self.runs[schedule.id] = self.runs.get(schedule.id, 0) + 1
+            REQUEST_ID.reset(token)

@@ -1,0 +1,193 @@
+"""Run webhook handlers from the queue: ack on success, retry with backoff, then dead-letter.
+
+Every process runs one Worker. It reads up to ``queue.concurrency`` events at a time, keeps
+the ones it is working on alive (heartbeat), takes over those of dead processes (reclaim),
+and makes due retries deliverable again (promote). Handlers run with the snapshot current
+when the event is taken, so an edited plugin applies to the next event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from gateway.logs import REQUEST_ID, logger
+from gateway.plugin import PluginError, PluginRequest
+from gateway.queue.events import Delivery, EventQueue
+from gateway.runtime import PluginRuntime
+from gateway.snapshot import Snapshot
+
+__all__ = ["Worker"]
+
+PROMOTE_EVERY = 0.5
+
+
+class Worker:
+    def __init__(
+        self, queue: EventQueue, runtime: PluginRuntime, current: Callable[[], Snapshot]
+    ) -> None:
+        self.queue = queue
+        self.runtime = runtime
+        self.current = current
+        self.in_flight: dict[str, Delivery] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self.processed = 0
+        self.failed = 0
+
+    async def run(self) -> None:
+        """Until cancelled; then waits (bounded) for handlers already running."""
+        maintenance = asyncio.create_task(self._maintain())
+        try:
+            await self._read_forever()
+        finally:
+            maintenance.cancel()
+            await asyncio.gather(maintenance, return_exceptions=True)
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=10)
+
+    async def _read_forever(self) -> None:
+        while True:
+            room = self.current().queue.concurrency - len(self.in_flight)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                deliveries = await self.queue.read(room, block=1.0)
+            except Exception as exc:  # the store is away: wait, then read again
+                logger.error("webhook queue: read failed: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for delivery in deliveries:
+                self._start(delivery)
+
+    def _start(self, delivery: Delivery) -> None:
+        if delivery.ref in self.in_flight:
+            return
+        self.in_flight[delivery.ref] = delivery
+        task = asyncio.create_task(self._process(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _maintain(self) -> None:
+        last_heartbeat = last_reclaim = time.monotonic()
+        while True:
+            await asyncio.sleep(PROMOTE_EVERY)
+            visibility = self.current().queue.visibility_timeout
+            now = time.monotonic()
+            try:
+                await self.queue.promote()
+                if now - last_heartbeat >= visibility / 3:
+                    last_heartbeat = now
+                    await self.queue.heartbeat(list(self.in_flight.values()))
+                if now - last_reclaim >= visibility / 2:
+                    last_reclaim = now
+                    room = self.current().queue.concurrency - len(self.in_flight)
+                    if room > 0:
+                        for delivery in await self.queue.reclaim(visibility, room):
+                            logger.warning(
+                                "webhook queue: took over event %s (its process stopped)",
+                                delivery.event.id,
+                            )
+                            self._start(delivery)
+            except Exception as exc:
+                logger.error("webhook queue: maintenance failed: %s", exc)
+
+    async def _process(self, delivery: Delivery) -> None:
+        event = delivery.event
+        token = REQUEST_ID.set(event.request_id)
+        try:
+            outcome = await self._run_handler(delivery)
+            if outcome is None:
+                await self.queue.ack(delivery)
+                self.processed += 1
+                logger.info(
+                    "webhook %s: event %s processed (attempt %d)",
+                    event.webhook,
+                    event.id,
+                    event.attempt,
+                )
+                return
+            error, permanent = outcome
+            self.failed += 1
+            webhook = self.current().webhooks.get(event.webhook)
+            failed = msgspec.structs.replace(event, error=error, failed_at=time.time())
+            if permanent or webhook is None or event.attempt >= webhook.attempts:
+                await self.queue.bury(delivery, failed)
+                logger.error(
+                    "webhook %s: event %s is a dead letter after %d attempt(s): %s",
+                    event.webhook,
+                    event.id,
+                    event.attempt,
+                    error,
+                )
+            else:
+                delay = webhook.delay_before(event.attempt + 1)
+                await self.queue.retry(
+                    delivery, msgspec.structs.replace(failed, attempt=event.attempt + 1), delay
+                )
+                logger.warning(
+                    "webhook %s: event %s failed (attempt %d of %d), retry in %gs: %s",
+                    event.webhook,
+                    event.id,
+                    event.attempt,
+                    webhook.attempts,
+                    delay,
+                    error,
+                )
+        except Exception as exc:  # ack/retry did not reach the store: it will be reclaimed
+            logger.error("webhook queue: could not record event %s: %s", event.id, exc)
+        finally:
+            REQUEST_ID.reset(token)
+            self.in_flight.pop(delivery.ref, None)
+            self._room.set()
+
+    async def _run_handler(self, delivery: Delivery) -> tuple[str, bool] | None:
+        """None on success, else (error, permanent?)."""
+        event = delivery.event
+        snapshot = self.current()
+        webhook = snapshot.webhooks.get(event.webhook)
+        if webhook is None or webhook.plugin is None:
+            return f"webhook {event.webhook} is not configured any more", True
+        if webhook.unconfigured is not None:
+            return webhook.unconfigured, False
+        body: Any = None
+        if event.body:
+            try:
+                body = msgspec.json.decode(event.body)
+            except msgspec.DecodeError:
+                body = event.body.decode("utf-8", "replace")
+        request = PluginRequest(
+            method=webhook.method,
+            path=webhook.path,
+            route=webhook.id,
+            query=event.query,
+            path_params={},
+            headers=event.headers,
+            body=body,
+            request_id=event.request_id,
+            auth_scheme="hmac" if webhook.hmac is not None else "none",
+            event_id=event.id,
+            attempt=event.attempt,
+        )
+        target = webhook.plugin
+        ctx = self.runtime.context(target, webhook.plugin_clients, event.request_id)
+        try:
+            await target.handler(ctx, request)
+        except PluginError as exc:
+            return snapshot.redact(f"{exc.status}: {exc.detail}"), exc.status < 500
+        except Exception as exc:
+            logger.warning(
+                "webhook %s: handler %s:%s raised",
+                webhook.id,
+                target.module,
+                target.function,
+                exc_info=True,
+            )
+            return snapshot.redact(f"{type(exc).__name__}: {exc}"), False
+        return None

@@ -1,0 +1,169 @@
+"""Receive one webhook: verify, answer handshakes, de-duplicate, queue durably, answer 2xx.
+
+Nothing of the handler runs here: the event is queued (Redis: written before the answer)
+and processed by the workers, so the sender gets its 2xx in about one store round trip.
+Every refusal is a problem+json answer and queues nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jinja2
+import msgspec
+
+from gateway.compiler.validation import FieldError
+from gateway.logs import logger
+from gateway.queue.events import EventQueue, QueuedEvent
+from gateway.serve.dispatch import JSON, Problem, read_body, send_response
+from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.serve.signatures import SignatureRefused, verify_signature
+from gateway.snapshot import CompiledWebhook, Snapshot
+
+__all__ = ["WebhookReceiver"]
+
+Scope = dict[str, Any]
+_encode = msgspec.json.Encoder().encode
+# Not kept with the event: credentials, and the signature (checked, then useless).
+_DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+class WebhookReceiver:
+    def __init__(self, queue: EventQueue) -> None:
+        self.queue = queue
+
+    async def __call__(
+        self,
+        snapshot: Snapshot,
+        webhook: CompiledWebhook,
+        scope: Scope,
+        receive: Any,
+        send: Any,
+        request_id: str,
+        cors_headers: list[tuple[bytes, bytes]],
+    ) -> int:
+        base = [(b"x-request-id", request_id.encode()), *cors_headers]
+        try:
+            status, body = await self._receive(snapshot, webhook, scope, receive, request_id)
+        except Problem as problem:
+            body = problem_body(
+                problem.status,
+                problem.slug,
+                snapshot.redact(problem.detail),
+                route=webhook.id,
+                request_id=request_id,
+                **problem.extra,
+            )
+            await send_response(
+                send, problem.status, PROBLEM_CONTENT_TYPE, body, [*base, *problem.headers]
+            )
+            return problem.status
+        await send_response(send, status, JSON, body, base)
+        return status
+
+    async def _receive(
+        self,
+        snapshot: Snapshot,
+        webhook: CompiledWebhook,
+        scope: Scope,
+        receive: Any,
+        request_id: str,
+    ) -> tuple[int, bytes]:
+        method = scope["method"]
+        if method == "HEAD" and webhook.head:
+            return 200, b""  # URL validation (Intercom): answered, never queued
+        if method != webhook.method:
+            allowed = f"{webhook.method}, HEAD" if webhook.head else webhook.method
+            problem = Problem(
+                405, "method-not-allowed", f"{method} is not allowed here; use {allowed}"
+            )
+            problem.headers.append((b"allow", allowed.encode()))
+            raise problem
+        if webhook.unconfigured is not None:
+            raise Problem(503, "not-configured", webhook.unconfigured)
+
+        headers = {
+            key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]
+        }
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True)) if raw_query else {}
+        raw_body = await read_body(receive, headers, snapshot.max_body_bytes)
+
+        if webhook.hmac is not None:
+            try:
+                verify_signature(webhook.hmac, headers, raw_body)
+            except SignatureRefused as exc:
+                logger.warning("webhook %s: refused: %s", webhook.id, exc.detail)
+                raise Problem(exc.status, exc.slug, exc.detail) from None
+
+        errors: list[FieldError] = []
+        typed_query = webhook.query_validator(query, errors)
+        body: Any = None
+        if raw_body:
+            try:
+                body = msgspec.json.decode(raw_body)
+            except msgspec.DecodeError as exc:
+                errors.append(FieldError("body", "$", f"is not valid JSON: {exc}"))
+        if errors:
+            fields = [{"in": e.location, "field": e.field, "message": e.message} for e in errors]
+            count = f"{len(errors)} field{'s' if len(errors) > 1 else ''}"
+            raise Problem(
+                400, "validation-failed", f"the request is invalid: {count} failed", errors=fields
+            )
+
+        context = {"body": body, "query": typed_query, "headers": headers}
+        if webhook.ping_when is not None and _render(webhook, webhook.ping_when, context):
+            assert webhook.ping_body is not None
+            return 200, _encode(_render(webhook, webhook.ping_body, context))
+
+        dedupe_key = None
+        if webhook.dedupe_key is not None:
+            rendered = _render(webhook, webhook.dedupe_key, context)
+            if rendered not in (None, ""):
+                dedupe_key = f"{webhook.id}:{rendered}"
+
+        event = QueuedEvent(
+            id=uuid.uuid4().hex,
+            webhook=webhook.id,
+            received_at=time.time(),
+            request_id=request_id,
+            query=query,
+            headers={
+                key: value
+                for key, value in headers.items()
+                if key not in _DROPPED_HEADERS
+                and (webhook.hmac is None or key != webhook.hmac.header)
+            },
+            body=raw_body,
+        )
+        try:
+            queued, event_id = await self.queue.enqueue(
+                event, dedupe_key, snapshot.queue.dedupe_ttl
+            )
+        except Exception as exc:  # the store is down: the sender must retry, not lose it
+            logger.error("webhook %s: could not queue: %s", webhook.id, exc)
+            problem = Problem(503, "queue-unavailable", "the event could not be queued; retry")
+            problem.headers.append((b"retry-after", b"5"))
+            raise problem from None
+        if not queued:
+            logger.info("webhook %s: duplicate of event %s (%s)", webhook.id, event_id, dedupe_key)
+        if webhook.response_body is not None:
+            answer = _render(webhook, webhook.response_body, {**context, "event_id": event_id})
+        else:
+            answer = {"status": "queued" if queued else "duplicate", "id": event_id}
+        return webhook.response_status, _encode(answer)
+
+
+def _render(webhook: CompiledWebhook, template: Any, context: dict[str, Any]) -> Any:
+    try:
+        return template.render(context)
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        # The sender's payload does not have the shape the template expects: its fault.
+        raise Problem(
+            400,
+            "unexpected-payload",
+            f"webhook {webhook.id}: the payload does not fit: {type(exc).__name__}: {exc}",
+        ) from None
