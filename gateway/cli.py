@@ -5,6 +5,8 @@ gateway check [--config-dir DIR] [--diff-against DIR]   exit 0 clean, 1 listing 
 gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
 gateway routes                            id, method, path, upstream, auth, status
 gateway schema [--check]                  write (or verify) schemas/config/*.json
+gateway webhooks dead [--limit N]         list dead letters (Redis store)
+gateway webhooks replay ID                queue a dead letter again
 """
 
 from __future__ import annotations
@@ -48,10 +50,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(issue, file=sys.stderr if issue.level == "error" else sys.stdout)
     for route_id, reason in snapshot.unconfigured.items():
         print(f"note: route {route_id} answers 503 until configured: {reason}")
+    for webhook in snapshot.webhooks.values():
+        if webhook.unconfigured:
+            print(
+                f"note: webhook {webhook.id} answers 503 until configured: {webhook.unconfigured}"
+            )
+    for schedule in snapshot.schedules:
+        if schedule.enabled and schedule.unconfigured:
+            print(
+                f"note: schedule {schedule.id} does not run until configured: "
+                f"{schedule.unconfigured}"
+            )
     profiles = ", ".join(snapshot.profiles) or "none"
     print(
-        f"{len(snapshot.routes)} routes, profiles: {profiles}, version {snapshot.version}: "
-        f"{'FAILED' if errors else 'ok'}"
+        f"{len(snapshot.routes)} routes, {len(snapshot.webhooks)} webhooks, "
+        f"{len(snapshot.schedules)} schedules, profiles: {profiles}, "
+        f"version {snapshot.version}: {'FAILED' if errors else 'ok'}"
     )
     return 1 if errors else 0
 
@@ -107,6 +121,39 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_webhooks(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from gateway.queue.events import dead_letter_summary
+    from gateway.store.backend import open_backend
+
+    snapshot = _snapshot_or_exit(args.config_dir)
+    if not snapshot.store_url.startswith(("redis://", "rediss://", "unix://")):
+        print(
+            "the store is memory://: dead letters live inside the running gateway; "
+            "use GET /admin/webhooks/dead and POST /admin/webhooks/dead/{id}/replay",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def run() -> int:
+        backend = open_backend(snapshot.store_url, snapshot.store_namespace)
+        try:
+            if args.action == "dead":
+                for letter in await backend.queue.dead(args.limit):
+                    print(json.dumps(dead_letter_summary(letter)))
+                return 0
+            if await backend.queue.replay(args.event_id):
+                print(f"queued {args.event_id} again")
+                return 0
+            print(f"no dead letter with id {args.event_id}", file=sys.stderr)
+            return 1
+        finally:
+            await backend.close()
+
+    return asyncio.run(run())
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.serve.run import serve
 
@@ -153,6 +200,24 @@ def _parser() -> argparse.ArgumentParser:
     schema = command("schema", "write the JSON Schemas of the config files to schemas/config/")
     schema.add_argument("--check", action="store_true", help="fail if the files are out of date")
     schema.set_defaults(run=_cmd_schema)
+    webhooks = commands.add_parser("webhooks", help="inspect and replay dead letters")
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    for name, help_text in (
+        ("dead", "list dead letters, newest first, one JSON per line"),
+        ("replay", "queue one dead letter again as a first attempt"),
+    ):
+        sub = actions.add_parser(name, help=help_text)
+        sub.add_argument(
+            "--config-dir",
+            type=Path,
+            default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
+            help="folder with gateway.yaml and routes.d/ (default: current directory)",
+        )
+        if name == "dead":
+            sub.add_argument("--limit", type=int, default=100)
+        else:
+            sub.add_argument("event_id", metavar="ID")
+        sub.set_defaults(run=_cmd_webhooks)
     return parser
 
 

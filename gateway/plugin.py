@@ -55,6 +55,7 @@ from typing import Any
 import msgspec
 from litestar.stores.base import Store
 
+from gateway.compiler.templates import html_to_text  # the template filter, for plugins
 from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
 from gateway.snapshot import RetryPolicy, UpstreamSettings
 from gateway.store.locks import Lock, Locks
@@ -73,6 +74,7 @@ __all__ = [
     "UpstreamClient",
     "UpstreamError",
     "UpstreamResponse",
+    "html_to_text",
 ]
 
 

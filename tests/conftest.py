@@ -37,7 +37,9 @@ async def run_gateway(
 ) -> AsyncIterator[RunningGateway]:
     """The real ASGI app under uvicorn on a free loopback port."""
     snapshot = compile_config(load(config_dir, environ=environ))
-    backend = open_backend(snapshot.store_url, snapshot.store_namespace)
+    backend = open_backend(
+        snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
+    )
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
     state.reloader = Reloader(
         config_dir,

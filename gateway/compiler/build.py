@@ -493,7 +493,10 @@ class _Compiler:
         target = None
         if isinstance(resolved, str):
             where = "settings" if resolved.startswith("settings of plugin") else "handler"
-            self.error(source, f"{path}.{where}", resolved)
+            # Settings missing an environment variable: the item answers 503 until it is set.
+            unset = where == "settings" and _missing_under(source.missing, f"{path}.settings")
+            if not unset:
+                self.error(source, f"{path}.{where}", resolved)
         else:
             target = resolved
         names = upstream_names or ([upstream.name] if upstream is not None else [])
@@ -682,8 +685,8 @@ class _Compiler:
         if len(self.errors) > errors_before:
             return None
         unconfigured = None
-        if missing:
-            unconfigured = f'webhook "{webhook.id}" is not configured: set {", ".join(missing)}'
+        if unset := _missing_under(source.missing, path):
+            unconfigured = f'webhook "{webhook.id}" is not configured: set {", ".join(unset)}'
         return CompiledWebhook(
             id=webhook.id,
             method=webhook.method,

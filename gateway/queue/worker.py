@@ -152,10 +152,12 @@ class Worker:
         event = delivery.event
         snapshot = self.current()
         webhook = snapshot.webhooks.get(event.webhook)
-        if webhook is None or webhook.plugin is None:
+        if webhook is None:
             return f"webhook {event.webhook} is not configured any more", True
         if webhook.unconfigured is not None:
-            return webhook.unconfigured, False
+            return webhook.unconfigured, False  # an operator may set it: retry
+        if webhook.plugin is None:
+            return f"webhook {event.webhook} has no handler", True
         body: Any = None
         if event.body:
             try:
