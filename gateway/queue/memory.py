@@ -17,7 +17,7 @@ class MemoryQueue:
     def __init__(self, dead_letters: int = 10_000) -> None:
         self._ready: asyncio.Queue[QueuedEvent] = asyncio.Queue()
         self._delayed: set[asyncio.TimerHandle] = set()
-        self._in_flight = 0
+        self._unfinished = 0  # queued, being handled or waiting to retry
         self._dead: deque[QueuedEvent] = deque(maxlen=dead_letters)
         self._seen: dict[str, tuple[str, float]] = {}  # dedupe key -> (event id, expiry)
 
@@ -33,6 +33,7 @@ class MemoryQueue:
                 self._seen = {k: v for k, v in self._seen.items() if v[1] > now}
             self._seen[dedupe_key] = (event.id, now + dedupe_ttl)
         self._ready.put_nowait(event)
+        self._unfinished += 1
         return True, event.id
 
     async def read(self, count: int, block: float) -> list[Delivery]:
@@ -43,14 +44,12 @@ class MemoryQueue:
         found = [first]
         while len(found) < count and not self._ready.empty():
             found.append(self._ready.get_nowait())
-        self._in_flight += len(found)
         return [Delivery(event.id, event) for event in found]
 
     async def ack(self, delivery: Delivery) -> None:
-        self._in_flight -= 1
+        self._unfinished -= 1
 
     async def retry(self, delivery: Delivery, event: QueuedEvent, delay: float) -> None:
-        self._in_flight -= 1
         loop = asyncio.get_running_loop()
 
         def release() -> None:
@@ -61,7 +60,7 @@ class MemoryQueue:
         self._delayed.add(handle)
 
     async def bury(self, delivery: Delivery, event: QueuedEvent) -> None:
-        self._in_flight -= 1
+        self._unfinished -= 1
         self._dead.append(event)
 
     async def heartbeat(self, deliveries: list[Delivery]) -> None:
@@ -81,8 +80,9 @@ class MemoryQueue:
             if letter.id == event_id:
                 self._dead.remove(letter)
                 self._ready.put_nowait(first_attempt(letter))
+                self._unfinished += 1
                 return True
         return False
 
     async def pending(self) -> int:
-        return self._ready.qsize() + len(self._delayed) + self._in_flight
+        return self._unfinished
