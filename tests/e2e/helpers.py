@@ -29,9 +29,12 @@ CLEAN_ENV = {
 
 @asynccontextmanager
 async def serving(
-    folder: Path, env: dict[str, str], log_path: Path, *args: str
+    folder: Path, env: dict[str, str], log_path: Path, *args: str, killed: bool = False
 ) -> AsyncIterator[tuple[str, int]]:
-    """``(url, pid)`` of a running gateway; stopped with SIGTERM, which must exit 0."""
+    """``(url, pid)`` of a running gateway; stopped with SIGTERM, which must exit 0.
+
+    ``killed``: the test kills the process itself (SIGKILL), so it exits -9.
+    """
     port = free_port()
     # Logs go to a file: an unread pipe fills up under load and would stall the server.
     log = log_path.open("w")
@@ -70,7 +73,8 @@ async def serving(
     finally:
         await stop(process)
         log.close()
-    assert process.returncode == 0, log_path.read_text()[-2000:]
+    expected = -signal.SIGKILL if killed else 0
+    assert process.returncode == expected, log_path.read_text()[-2000:]
 
 
 async def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:
