@@ -61,9 +61,16 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         proxy_headers=False,  # X-Forwarded-* are not trusted unless a deployment says so
         log_level=logging.WARNING,
     )
+    for webhook in snapshot.webhooks.values():
+        if webhook.unconfigured:
+            logger.warning("webhook %s answers 503: %s", webhook.id, webhook.unconfigured)
+    off = sum(1 for schedule in snapshot.schedules if not schedule.enabled)
     logger.info(
-        "serving %d routes (version %s) on http://%s:%d",
+        "serving %d routes, %d webhooks, %d schedules (%d off) (version %s) on http://%s:%d",
         len(snapshot.routes),
+        len(snapshot.webhooks),
+        len(snapshot.schedules),
+        off,
         snapshot.version,
         host,
         port,

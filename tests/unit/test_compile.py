@@ -31,8 +31,15 @@ PUBLIC = (
 
 def test_shipped_config_compiles_without_secrets() -> None:
     snapshot = compile_config(load(REPO, environ={}))
-    assert len(snapshot.routes) == 14
-    assert set(snapshot.profiles) == {"ambivo", "support", "openai", "apps", "gmail"}
+    assert len(snapshot.routes) == 16
+    assert set(snapshot.profiles) == {"ambivo", "support", "openai", "apps", "omi", "gmail"}
+    assert snapshot.webhooks["intercomEvents"].unconfigured == (
+        'webhook "intercomEvents" is not configured: set GPT_TRAINER_CHATBOT_UUID, '
+        "INTERCOM_ADMIN_ID, INTERCOM_CLIENT_SECRET"
+    )
+    assert snapshot.webhooks["omiMemoryCreated"].unconfigured is None  # OMI signs nothing
+    (poll,) = snapshot.schedules
+    assert (poll.id, poll.every, poll.enabled) == ("pollIntercom", 60.0, False)
     assert snapshot.unconfigured["listModels"] == (
         'upstream "openai" is not configured: set OPENAI_API_KEY'
     )
