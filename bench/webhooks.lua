@@ -2,7 +2,12 @@
 -- every request passes dedupe and is queued (the body and its signature stay the same).
 local body = '{"type":"notification_event","id":"notif_bench","topic":"conversation.user.replied","data":{"type":"notification_event_data","item":{"type":"conversation","id":"215"}}}'
 local counter = 0
-local thread_tag = tostring(math.random(1, 1e9))
+local thread_tag = "t"
+function init(args)
+  -- a tag unique to this run and thread: earlier runs' dedupe keys must not match
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  thread_tag = tostring(os.time()) .. "-" .. tostring(math.random(1, 1e9))
+end
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"

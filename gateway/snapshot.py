@@ -249,6 +249,7 @@ class QueueSpec:
     visibility_timeout: float = 30.0
     dedupe_ttl: float = 7 * 86400.0
     dead_letters: int = 10_000
+    consume: bool = True
 
 
 @dataclass(frozen=True)

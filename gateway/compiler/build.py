@@ -201,6 +201,7 @@ class _Compiler:
                 visibility_timeout=queue.visibility_timeout or DEFAULT_VISIBILITY,
                 dedupe_ttl=queue.dedupe_ttl or DEFAULT_DEDUPE_TTL,
                 dead_letters=queue.dead_letters,
+                consume=queue.consume,
             ),
             secrets=frozenset(secret for secret in secrets if len(secret) >= 4),
         )

@@ -169,6 +169,9 @@ class QueueSettings(Base):
     """How long a webhook's dedupe key is remembered (default 7 days)."""
     dead_letters: PositiveInt = 10_000
     """How many dead letters are kept (oldest trimmed first)."""
+    consume: bool = True
+    """Run handlers in this process; `false` makes a receive-only replica (with Redis,
+    other replicas process the events)."""
 
 
 class Retry(Base):

@@ -4,7 +4,9 @@ Keys (under the store namespace): ``wq`` the stream, ``wq:delayed`` a sorted set
 by due time, ``wq:dead`` the dead-letter stream, ``wq:seen:<key>`` dedupe markers.
 
 * Enqueue and dedupe are one script: an event is either queued with its marker or not at
-  all, so two replicas receiving the same delivery queue it once.
+  all, so two replicas receiving the same delivery queue it once. Enqueues arriving in the
+  same event-loop turn share one pipelined round trip (group commit); each request is
+  still answered only after Redis confirmed its own event.
 * An entry is acknowledged (and deleted) only after its handler succeeded; a failure moves
   it to ``wq:delayed`` or ``wq:dead`` in the same transaction as the acknowledgement.
 * A worker refreshes the idle time of its entries while handlers run (``XCLAIM`` to
@@ -21,8 +23,9 @@ import uuid
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
+from gateway.queue.batching import TurnBatcher
 from gateway.queue.events import (
     Delivery,
     QueuedEvent,
@@ -69,6 +72,11 @@ class RedisQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._promote = redis.register_script(_PROMOTE)
         self._group_ready = False
+        self._enqueue_sha: str | None = None
+        self._enqueues: TurnBatcher[tuple[list[str], list[Any]], tuple[bool, str]] = TurnBatcher(
+            self._enqueue_batch
+        )
+        self._acks: TurnBatcher[str, None] = TurnBatcher(self._ack_batch)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -85,11 +93,33 @@ class RedisQueue:
         self, event: QueuedEvent, dedupe_key: str | None, dedupe_ttl: float
     ) -> tuple[bool, str]:
         seen_key = self.seen_prefix + dedupe_key if dedupe_key is not None else ""
-        queued, event_id = await self._enqueue(
-            keys=[self.stream, seen_key],
-            args=[encode_event(event), event.id, max(1, int(dedupe_ttl * 1000))],
-        )
-        return bool(queued), event_id.decode() if isinstance(event_id, bytes) else event_id
+        args = [encode_event(event), event.id, max(1, int(dedupe_ttl * 1000))]
+        return await self._enqueues.submit(([self.stream, seen_key], args))
+
+    async def _enqueue_batch(
+        self, batch: list[tuple[list[str], list[Any]]]
+    ) -> list[tuple[bool, str] | BaseException]:
+        if self._enqueue_sha is None:
+            self._enqueue_sha = await self.redis.script_load(_ENQUEUE)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in batch:
+                pipe.evalsha(self._enqueue_sha, len(keys), *keys, *args)
+            answers = await pipe.execute(raise_on_error=False)
+        results: list[tuple[bool, str] | BaseException] = []
+        for (keys, args), answer in zip(batch, answers, strict=True):
+            if isinstance(answer, NoScriptError):  # Redis restarted: the script loads again
+                self._enqueue_sha = None
+                try:
+                    answer = await self._enqueue(keys=keys, args=args)
+                except Exception as exc:
+                    answer = exc
+            if isinstance(answer, BaseException):
+                results.append(answer)
+                continue
+            queued, event_id = answer
+            text = event_id.decode() if isinstance(event_id, bytes) else event_id
+            results.append((bool(queued), text))
+        return results
 
     async def read(self, count: int, block: float) -> list[Delivery]:
         await self._ensure_group()
@@ -109,10 +139,14 @@ class RedisQueue:
         return [_delivery(ref, fields) for _, entries in answer or [] for ref, fields in entries]
 
     async def ack(self, delivery: Delivery) -> None:
+        await self._acks.submit(delivery.ref)
+
+    async def _ack_batch(self, refs: list[str]) -> list[BaseException | None]:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, GROUP, delivery.ref)
-            pipe.xdel(self.stream, delivery.ref)
+            pipe.xack(self.stream, GROUP, *refs)
+            pipe.xdel(self.stream, *refs)
             await pipe.execute()
+        return [None] * len(refs)
 
     async def retry(self, delivery: Delivery, event: QueuedEvent, delay: float) -> None:
         due_ms = int((time.time() + delay) * 1000)

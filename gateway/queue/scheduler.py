@@ -32,10 +32,18 @@ class Scheduler:
         self.runs: dict[str, int] = {}
         self._next: dict[tuple[str, float], float] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Start no more runs; ``run`` returns within a tick (runs in progress are cancelled).
+
+        A flag rather than a cancel: see Worker.stop.
+        """
+        self._stopping = True
 
     async def run(self) -> None:
         try:
-            while True:
+            while not self._stopping:
                 await self.tick()
                 await asyncio.sleep(TICK)
         finally:

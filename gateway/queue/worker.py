@@ -36,22 +36,32 @@ class Worker:
         self.in_flight: dict[str, Delivery] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
+        self._stopping = False
         self.processed = 0
         self.failed = 0
 
+    def stop(self) -> None:
+        """Read no more; ``run`` returns once the handlers in flight are done (at most 10 s).
+
+        A flag rather than only a cancel: on Python 3.11 ``asyncio.wait_for`` (inside
+        redis-py) can swallow a cancellation that arrives as its wait completes.
+        """
+        self._stopping = True
+        self._room.set()
+
     async def run(self) -> None:
-        """Until cancelled; then waits (bounded) for handlers already running."""
+        """Until stopped (or cancelled); then waits (bounded) for handlers already running."""
         maintenance = asyncio.create_task(self._maintain())
         try:
             await self._read_forever()
         finally:
-            maintenance.cancel()
-            await asyncio.gather(maintenance, return_exceptions=True)
+            self._stopping = True
+            await asyncio.gather(maintenance, return_exceptions=True)  # ends within a tick
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=10)
 
     async def _read_forever(self) -> None:
-        while True:
+        while not self._stopping:
             room = self.current().queue.concurrency - len(self.in_flight)
             if room <= 0:
                 self._room.clear()
@@ -63,6 +73,8 @@ class Worker:
                 logger.error("webhook queue: read failed: %s", exc)
                 await asyncio.sleep(1.0)
                 continue
+            if self._stopping:
+                return  # read after the stop: unacknowledged, they go to another process
             for delivery in deliveries:
                 self._start(delivery)
 
@@ -76,7 +88,7 @@ class Worker:
 
     async def _maintain(self) -> None:
         last_heartbeat = last_reclaim = time.monotonic()
-        while True:
+        while not self._stopping:
             await asyncio.sleep(PROMOTE_EVERY)
             visibility = self.current().queue.visibility_timeout
             now = time.monotonic()

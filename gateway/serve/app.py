@@ -345,20 +345,31 @@ def _litestar(state: GatewayState) -> Litestar:
             raise HTTPException(status_code=404, detail=f"no dead letter with id {event_id}")
         return {"status": "queued", "id": event_id}
 
-    background: list[asyncio.Task[None]] = []
+    background: list[asyncio.Task[None]] = []  # cancelled at shutdown
+    workers: list[asyncio.Task[None]] = []  # stopped by a flag at shutdown (see Worker.stop)
 
     async def start_background() -> None:
         if state.reloader is not None and state.reloader.watch_files:
             background.append(asyncio.create_task(state.reloader.watch()))
-        if state.worker is not None:
-            background.append(asyncio.create_task(state.worker.run()))
+        if state.worker is not None and switch.current.queue.consume:
+            workers.append(asyncio.create_task(state.worker.run()))
+        elif state.worker is not None:
+            logger.info("queue: receive only (queue.consume is false)")
         if state.scheduler is not None:
-            background.append(asyncio.create_task(state.scheduler.run()))
+            workers.append(asyncio.create_task(state.scheduler.run()))
 
     async def close_pool() -> None:
+        if state.worker is not None:
+            state.worker.stop()
+        if state.scheduler is not None:
+            state.scheduler.stop()
         for task in background:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        if workers:
+            _, stuck = await asyncio.wait(workers, timeout=15)
+            for task in stuck:  # bounded: past 15 s the worker is cancelled
+                task.cancel()
+        await asyncio.gather(*background, *workers, return_exceptions=True)
         await state.pool.close()
         await state.backend.close()
 

@@ -75,7 +75,8 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         host,
         port,
     )
-    asyncio.run(_Server(config, state.reloader).serve())
+    # run(), not asyncio.run(serve()): run() builds the loop from `loop="uvloop"`.
+    _Server(config, state.reloader).run()
     return 0
 
 

@@ -50,7 +50,15 @@ def open_backend(url: str, namespace: str, dead_letters: int = 10_000) -> Backen
             "memory", MemoryStore(), MemoryRateLimiter(), MemoryLocks(), MemoryQueue(dead_letters)
         )
     # Blocking pool: a burst waits for a free connection instead of failing the request.
-    pool = BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=5)
+    # Socket timeouts bound every call (the queue's blocking reads wait 1 s at most), so a
+    # Redis that stops answering fails requests instead of hanging them.
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=5,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+    )
     redis = Redis.from_pool(pool)  # the client owns the pool and closes it
     store = RedisStore(redis, namespace=namespace)
     return Backend(
