@@ -197,8 +197,9 @@ async def _ask(trainer: UpstreamClient, session: str, query: str) -> str:
             parsed = None
         if isinstance(parsed, dict):
             for key in ANSWER_KEYS:
-                if isinstance(parsed.get(key), str):
-                    return parsed[key].strip()
+                value = parsed.get(key)
+                if isinstance(value, str):
+                    return value.strip()
     if not text:
         raise RuntimeError("GPT Trainer answered an empty message")
     return text

@@ -41,7 +41,8 @@ def _speaker_id(segment: dict[str, Any]) -> int | None:
 
 def normalise(memory: dict[str, Any], fallback_id: str) -> dict[str, Any]:
     """One memory in the shape we store, whatever the sender's field names."""
-    structured = memory.get("structured") if isinstance(memory.get("structured"), dict) else {}
+    found = memory.get("structured")
+    structured: dict[str, Any] = found if isinstance(found, dict) else {}
     segments = []
     for segment in memory.get("transcript_segments") or []:
         if not isinstance(segment, dict):

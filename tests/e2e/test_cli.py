@@ -135,7 +135,9 @@ def test_openapi_profile_as_yaml_and_unknown_profile() -> None:
     assert set(document["paths"]) == {"/query", "/tools", "/tools/natural-query"}
     missing = run("openapi", "--profile", "nope")
     assert missing.returncode == 1
-    assert missing.stderr == "no profile `nope` (known: ambivo, apps, gmail, omi, openai, support)\n"
+    assert (
+        missing.stderr == "no profile `nope` (known: ambivo, apps, gmail, omi, openai, support)\n"
+    )
     assert missing.stdout == ""
 
 

@@ -1,5 +1,7 @@
 """A webhook handler that does nothing: the benchmark measures receiving and queueing."""
 
+from gateway.plugin import Context, PluginRequest
 
-async def accept(ctx, request):  # type: ignore[no-untyped-def]
+
+async def accept(ctx: Context, request: PluginRequest) -> None:
     return None
