@@ -142,6 +142,7 @@ class _Compiler:
                     schedules.append(compiled_schedule)
         self.check_duplicates()
         table = self.build_table(routes)
+        self.check_webhook_paths(webhooks, table)
         documents = build_documents(self.config, routes, schemas, auth_specs)
         for message, path in documents.errors:
             self.error(self.gateway_source, path, message)
@@ -770,6 +771,18 @@ class _Compiler:
                     path,
                     f"{method} path of route `{route_id}` is already served by route `{first_id}` "
                     f"at {first.name}:{line}:{column}",
+                )
+
+    def check_webhook_paths(self, webhooks: list[CompiledWebhook], table: RouteTable) -> None:
+        """A webhook owns its path for every method (HEAD, 405s), so no route may share it."""
+        for webhook in webhooks:
+            if table.allowed_methods(webhook.path):
+                loaded = next(f for f in self.config.route_files if f.source.name == webhook.file)
+                index = next(i for i, w in enumerate(loaded.content.webhooks) if w.id == webhook.id)
+                self.error(
+                    loaded.source,
+                    f"$.webhooks[{index}].path",
+                    f"path `{webhook.path}` is also a route's path; give the webhook its own",
                 )
 
     def build_table(self, routes: list[CompiledRoute]) -> RouteTable:

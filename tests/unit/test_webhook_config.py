@@ -102,6 +102,14 @@ CASES = [
         id="dup-id-with-route",
     ),
     pytest.param(
+        "routes:\n  - {id: r, method: GET, path: /w, static: true, response: {body: '{{ 1 }}'}}\n"
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n",
+        [
+            "routes.d/a.yaml:5:11: path `/w` is also a route's path; give the webhook its own - at `$.webhooks[0].path`"
+        ],
+        id="shared-with-a-route",
+    ),
+    pytest.param(
         "schedules:\n  - id: s\n    every: 100ms\n    handler: h:run\n",
         ["routes.d/a.yaml:3:12: a schedule runs at most once a second - at `$.schedules[0].every`"],
         id="schedule-too-often",
