@@ -160,6 +160,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.config_dir, args.host, args.port, watch=not args.no_watch)
 
 
+def _with_config_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub.add_argument(
+        "--config-dir",
+        type=Path,
+        default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
+        help="folder with gateway.yaml and routes.d/ (default: current directory)",
+    )
+    return sub
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="YAML-configured integration gateway"
@@ -167,14 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--config-dir",
-            type=Path,
-            default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
-            help="folder with gateway.yaml and routes.d/ (default: current directory)",
-        )
-        return sub
+        return _with_config_dir(commands.add_parser(name, help=help_text))
 
     serve = command("serve", "serve the configured routes")
     serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
@@ -206,13 +209,7 @@ def _parser() -> argparse.ArgumentParser:
         ("dead", "list dead letters, newest first, one JSON per line"),
         ("replay", "queue one dead letter again as a first attempt"),
     ):
-        sub = actions.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--config-dir",
-            type=Path,
-            default=Path(os.environ.get("GATEWAY_CONFIG_DIR", ".")),
-            help="folder with gateway.yaml and routes.d/ (default: current directory)",
-        )
+        sub = _with_config_dir(actions.add_parser(name, help=help_text))
         if name == "dead":
             sub.add_argument("--limit", type=int, default=100)
         else:

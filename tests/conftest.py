@@ -76,6 +76,15 @@ async def run_gateway(
         await asyncio.wait_for(task, 10)
 
 
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``check()`` holds: for work done in the background."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
 GatewayFactory = Callable[[Path, Mapping[str, str]], AbstractAsyncContextManager[RunningGateway]]
 
 

@@ -13,14 +13,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import REDIS_URL, write_config
+from tests.conftest import REDIS_URL, eventually, write_config
 from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, serving
 from tests.upstreams.server import Recorder, Upstream, serve_upstream
 
@@ -84,14 +84,6 @@ def config(tmp_path: Path) -> Path:
     return folder
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
-
-
 def events(sink: Upstream) -> list[dict[str, object]]:
     return [seen.json() for seen in sink.seen if seen.path == "/events"]
 
@@ -119,7 +111,7 @@ async def test_a_2xx_webhook_survives_kill_9_and_is_processed_once(
     assert events(sink) == []  # it died before the handler got to the sink
 
     async with serving(folder, env, tmp_path / "second.log"):
-        await eventually(lambda: len(events(sink)) == 1)
+        await eventually(lambda: len(events(sink)) == 1, 15)
         await asyncio.sleep(3)  # several reclaim rounds: a second processing would show
     assert events(sink) == [{"event_id": event_id, "body": {"id": "order-1", "total": 42}}]
 
@@ -163,7 +155,7 @@ async def test_dead_letters_are_listed_and_replayed_from_the_cli(
         (folder / "plugins" / "allow").touch()
         replayed = await asyncio.to_thread(cli, folder, env, "replay", event_id)
         assert (replayed.returncode, replayed.stdout) == (0, f"queued {event_id} again\n")
-        await eventually(lambda: len(events(sink)) == 1)
+        await eventually(lambda: len(events(sink)) == 1, 15)
         assert events(sink)[0]["event_id"] == event_id
         missing = await asyncio.to_thread(cli, folder, env, "replay", event_id)
         assert (missing.returncode, missing.stderr) == (1, f"no dead letter with id {event_id}\n")

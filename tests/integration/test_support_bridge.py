@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.conftest import REDIS_URL, REPO, GatewayFactory, RunningGateway
+from tests.conftest import REDIS_URL, REPO, GatewayFactory, RunningGateway, eventually
 from tests.upstreams.gpt_trainer import TrainerState, gpt_trainer_app
 from tests.upstreams.intercom import PING, IntercomState, intercom_app, notification, sign
 from tests.upstreams.server import Upstream, serve_upstream
@@ -74,14 +74,6 @@ async def deliver(gw: RunningGateway, envelope: dict[str, Any]) -> tuple[int, An
     }
     async with gw.http.post(f"{gw.url}/webhook/intercom", data=raw, headers=headers) as r:
         return r.status, await r.json(content_type=None)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def settled(*gateways: RunningGateway, timeout: float = 10.0) -> None:

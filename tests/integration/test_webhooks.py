@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.queue.events import QueuedEvent
 from gateway.queue.redis import RedisQueue
-from tests.conftest import REDIS_URL, GatewayFactory, RunningGateway, write_config
+from tests.conftest import REDIS_URL, GatewayFactory, RunningGateway, eventually, write_config
 from tests.upstreams.server import Recorder, Upstream, serve_upstream
 
 SECRET_NEW, SECRET_OLD = "whsec-new-0123456789", "whsec-old-9876543210"
@@ -122,14 +122,6 @@ def signed_request(
         "X-Signature": "sha256=" + digest.hexdigest(),
     }
     return raw, headers
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def recorded(sink: Upstream) -> list[dict[str, Any]]:
