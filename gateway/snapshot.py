@@ -28,6 +28,8 @@ __all__ = [
     "HmacSpec",
     "InboundAuthSpec",
     "LintIssue",
+    "OAuthClientSpec",
+    "OAuthSpec",
     "PluginUpstream",
     "QueueSpec",
     "RateLimitSpec",
@@ -117,6 +119,8 @@ class CompiledRoute:
     unconfigured: str | None
     """The 503 message when a secret this route needs is not set."""
     rate_limit: RateLimitSpec | None = None
+    scopes: tuple[str, ...] = ()
+    """OAuth scopes a token needs (routes with an `oauth` scheme)."""
     plugin: PluginTarget | None = None
     plugin_clients: Mapping[str, PluginUpstream] = field(default_factory=dict)
 
@@ -244,6 +248,39 @@ class LintIssue:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthClientSpec:
+    id: str
+    client_id: str
+    """Empty: generated at the first start and kept in the store."""
+    client_secret: str = field(repr=False)
+    redirect_uris: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+    def allows_redirect(self, uri: str) -> bool:
+        return any(_redirect_pattern(allowed).fullmatch(uri) for allowed in self.redirect_uris)
+
+
+def _redirect_pattern(allowed: str) -> re.Pattern[str]:
+    """`*` matches one path segment; everything else literally."""
+    return re.compile("[^/?#]+".join(re.escape(part) for part in allowed.split("*")))
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthSpec:
+    """The authorization server's settings (gateway.yaml `oauth:`)."""
+
+    issuer: str
+    clients: tuple[OAuthClientSpec, ...]
+    scopes: Mapping[str, str]
+    users: Mapping[str, tuple[str, str]] = field(repr=False)
+    """username -> (password, user id)."""
+    login: PluginTarget | None
+    access_ttl: float
+    refresh_ttl: float
+    code_ttl: float
+
+
+@dataclass(frozen=True, slots=True)
 class QueueSpec:
     concurrency: int = 16
     visibility_timeout: float = 30.0
@@ -282,6 +319,7 @@ class Snapshot:
     """By path (webhook paths are exact)."""
     schedules: tuple[CompiledSchedule, ...] = ()
     queue: QueueSpec = field(default_factory=lambda: QueueSpec())
+    oauth: OAuthSpec | None = None
     secrets: frozenset[str] = field(repr=False, default=frozenset())
 
     def redact(self, text: str) -> str:

@@ -33,9 +33,9 @@ class RunningGateway:
 
 @asynccontextmanager
 async def run_gateway(
-    config_dir: Path, environ: Mapping[str, str]
+    config_dir: Path, environ: Mapping[str, str], port: int | None = None
 ) -> AsyncIterator[RunningGateway]:
-    """The real ASGI app under uvicorn on a free loopback port."""
+    """The real ASGI app under uvicorn on a free loopback port (or on ``port``)."""
     snapshot = compile_config(load(config_dir, environ=environ))
     backend = open_backend(
         snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
@@ -48,7 +48,7 @@ async def run_gateway(
         environ=environ,
         watch_files=False,  # tests call reload() themselves; the watcher has its e2e test
     )
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         build_app(state),
         host="127.0.0.1",

@@ -35,6 +35,7 @@ from gateway.config.model import (
     HeaderAuth,
     HmacVerify,
     InboundAuth,
+    OAuthInbound,
     Param,
     PassthroughAuth,
     Retry,
@@ -51,6 +52,8 @@ from gateway.snapshot import (
     CompiledWebhook,
     HmacSpec,
     InboundAuthSpec,
+    OAuthClientSpec,
+    OAuthSpec,
     PluginUpstream,
     QueueSpec,
     RateLimitSpec,
@@ -163,6 +166,10 @@ class _Compiler:
         secrets = {secret for source in self.config.sources() for secret in source.secrets}
         secrets |= {key.decode() for key in admin_keys}
         secrets |= {key.decode() for spec in auth_specs.values() for key in spec.keys}
+        oauth = self.compile_oauth()
+        if oauth is not None:
+            secrets |= {client.client_secret for client in oauth.clients if client.client_secret}
+            secrets |= {password for password, _ in oauth.users.values()}
         secrets |= {
             secret.decode()
             for webhook in webhooks
@@ -197,6 +204,7 @@ class _Compiler:
             webhooks={webhook.id: webhook for webhook in webhooks},
             webhook_paths={webhook.path: webhook for webhook in webhooks},
             schedules=tuple(schedules),
+            oauth=oauth,
             queue=QueueSpec(
                 concurrency=queue.concurrency,
                 visibility_timeout=queue.visibility_timeout or DEFAULT_VISIBILITY,
@@ -288,6 +296,14 @@ class _Compiler:
                     query=scheme.query,
                     users=tuple(user for _, user in entries),
                 )
+            elif isinstance(scheme, OAuthInbound):
+                if self.config.gateway.oauth is None:
+                    self.error(
+                        self.gateway_source,
+                        f"{path}.type",
+                        "an `oauth` scheme needs the `oauth:` section (clients, scopes)",
+                    )
+                specs[scheme.id] = InboundAuthSpec(scheme.id, "oauth")
             else:
                 specs[scheme.id] = InboundAuthSpec(
                     scheme.id, "bearer_passthrough", jwt_only=scheme.format == "jwt"
@@ -390,6 +406,18 @@ class _Compiler:
             if auth is None:
                 self.error(source, f"{path}.auth", self.unknown_auth(auth_name, auth_specs))
 
+        if route.scopes and (auth is None or auth.type != "oauth"):
+            self.error(source, f"{path}.scopes", "`scopes` need an `oauth` auth scheme")
+        declared_scopes = self.config.gateway.oauth.scopes if self.config.gateway.oauth else {}
+        for position, scope in enumerate(route.scopes):
+            if auth is not None and auth.type == "oauth" and scope not in declared_scopes:
+                known = ", ".join(sorted(declared_scopes)) or "none"
+                self.error(
+                    source,
+                    f"{path}.scopes[{position}]",
+                    f"scope `{scope}` is not declared in gateway.yaml `oauth.scopes` "
+                    f"(known: {known})",
+                )
         path_params = self.path_params(source, path, route)
         body = None
         if route.body is not None:
@@ -474,6 +502,7 @@ class _Compiler:
             timeout=route.timeout or (settings.timeout if settings else DEFAULT_TIMEOUT),
             retry=self.retry_policy(route.retry, upstream),
             rate_limit=self.rate_limit(source, path, route, upstream),
+            scopes=tuple(route.scopes),
             unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing)
             or self.plugin_unconfigured(plugin_clients, upstreams),
             plugin=plugin,
@@ -607,6 +636,59 @@ class _Compiler:
         if auth_name in auth_missing:
             return f'auth "{auth_name}" is not configured: set {", ".join(auth_missing[auth_name])}'
         return None
+
+    # --- the authorization server ------------------------------------------------------------
+
+    def compile_oauth(self) -> OAuthSpec | None:
+        settings = self.config.gateway.oauth
+        if settings is None:
+            return None
+        source = self.gateway_source
+        login = None
+        if settings.login_handler is not None:
+            resolved = resolve_handler(self.config.directory, settings.login_handler, {})
+            if isinstance(resolved, str):
+                self.error(source, "$.oauth.login_handler", resolved)
+            else:
+                login = resolved
+        if not settings.users and login is None:
+            self.error(source, "$.oauth", "set `users` or `login_handler`: nobody could log in")
+        clients = []
+        for index, client in enumerate(settings.clients):
+            for position, scope in enumerate(client.scopes or []):
+                if scope not in settings.scopes:
+                    self.error(
+                        source,
+                        f"$.oauth.clients[{index}].scopes[{position}]",
+                        f"scope `{scope}` is not declared in `oauth.scopes`",
+                    )
+            if bool(client.client_id) != bool(client.client_secret):
+                self.error(
+                    source,
+                    f"$.oauth.clients[{index}]",
+                    "set both `client_id` and `client_secret`, or neither (generated)",
+                )
+            clients.append(
+                OAuthClientSpec(
+                    id=client.id,
+                    client_id=client.client_id,
+                    client_secret=client.client_secret,
+                    redirect_uris=tuple(client.redirect_uris),
+                    scopes=tuple(client.scopes if client.scopes is not None else settings.scopes),
+                )
+            )
+        if self.errors:
+            raise ConfigErrors(self.errors)
+        return OAuthSpec(
+            issuer=self.config.gateway.server.public_url.rstrip("/"),
+            clients=tuple(clients),
+            scopes=dict(settings.scopes),
+            users={user.username: (user.password, user.user_id) for user in settings.users},
+            login=login,
+            access_ttl=settings.access_token_ttl or 3600.0,
+            refresh_ttl=settings.refresh_token_ttl or 30 * 86400.0,
+            code_ttl=settings.code_ttl or 300.0,
+        )
 
     # --- webhooks and schedules ------------------------------------------------------------
 

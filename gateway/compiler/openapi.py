@@ -132,7 +132,9 @@ def _document(
         "schemas": {name: copy.deepcopy(schemas[name]) for name in sorted(referenced)}
         | {"Problem": PROBLEM_SCHEMA},
     }
-    security_schemes = {name: _security_scheme(auth_specs[name]) for name in sorted(used_auth)}
+    security_schemes = {
+        name: _security_scheme(auth_specs[name], config) for name in sorted(used_auth)
+    }
     if security_schemes:
         components["securitySchemes"] = security_schemes
     gateway = config.gateway
@@ -175,7 +177,7 @@ def _operation(route: Route, auth: InboundAuthSpec | None) -> dict[str, Any]:
         status: success,
         "default": {"description": "Error", "content": problem},
     }
-    operation["security"] = [{auth.id: []}] if auth is not None else []
+    operation["security"] = [{auth.id: list(route.scopes)}] if auth is not None else []
     consequential = route.consequential
     operation["x-openai-isConsequential"] = (
         consequential if consequential is not None else route.method != "GET"
@@ -207,7 +209,21 @@ def _parameter(param: Param, location: str, required: bool) -> dict[str, Any]:
     return parameter
 
 
-def _security_scheme(spec: InboundAuthSpec) -> dict[str, Any]:
+def _security_scheme(spec: InboundAuthSpec, config: Config) -> dict[str, Any]:
+    if spec.type == "oauth":
+        base = config.gateway.server.public_url.rstrip("/")
+        oauth = config.gateway.oauth
+        return {
+            "type": "oauth2",
+            "flows": {
+                "authorizationCode": {
+                    "authorizationUrl": f"{base}/oauth/authorize",
+                    "tokenUrl": f"{base}/oauth/token",
+                    "refreshUrl": f"{base}/oauth/token",
+                    "scopes": dict(oauth.scopes) if oauth else {},
+                }
+            },
+        }
     if spec.type == "api_key":
         if spec.header:
             return {"type": "apiKey", "in": "header", "name": spec.header}
@@ -244,11 +260,21 @@ def _ai_plugin(config: Config, merged: Mapping[str, Any]) -> dict[str, Any]:
     auth: dict[str, Any] = {"type": "none"}
     if len(schemes) == 1:
         (scheme,) = schemes.values()
-        auth = (
-            {"type": "user_http", "authorization_type": "bearer"}
-            if scheme["type"] == "http"
-            else {"type": "service_http", "authorization_type": "bearer"}
-        )
+        if scheme["type"] == "oauth2":
+            flow = scheme["flows"]["authorizationCode"]
+            auth = {
+                "type": "oauth",
+                "client_url": flow["authorizationUrl"],
+                "authorization_url": flow["tokenUrl"],
+                "authorization_content_type": "application/x-www-form-urlencoded",
+                "scope": " ".join(flow["scopes"]),
+            }
+        else:
+            auth = (
+                {"type": "user_http", "authorization_type": "bearer"}
+                if scheme["type"] == "http"
+                else {"type": "service_http", "authorization_type": "bearer"}
+            )
     manifest: dict[str, Any] = {
         "schema_version": "v1",
         "name_for_human": info.title[:20],

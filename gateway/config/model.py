@@ -40,6 +40,10 @@ __all__ = [
     "Info",
     "NoOutboundAuth",
     "NoVerify",
+    "OAuthClient",
+    "OAuthInbound",
+    "OAuthServer",
+    "OAuthUser",
     "OutboundAuth",
     "Param",
     "PassthroughAuth",
@@ -138,7 +142,59 @@ class BearerPassthroughAuth(Base, tag="bearer_passthrough", tag_field="type"):
     """`jwt` also checks the token has the shape of a JWT (three base64url parts)."""
 
 
-InboundAuth = ApiKeyAuth | BearerPassthroughAuth
+class OAuthInbound(Base, tag="oauth", tag_field="type"):
+    """Access tokens issued by the gateway's own authorization server (`oauth:` below);
+    routes name the scopes they need in `scopes:`."""
+
+    id: Identifier
+
+
+InboundAuth = ApiKeyAuth | BearerPassthroughAuth | OAuthInbound
+
+CHATGPT_CALLBACKS = [
+    "https://chatgpt.com/aip/*/oauth/callback",
+    "https://chat.openai.com/aip/*/oauth/callback",
+]
+
+
+class OAuthClient(Base):
+    """A client of the authorization server, such as one ChatGPT Action."""
+
+    id: Identifier
+    """A name for this client in the config (and in the store)."""
+    client_id: str = ""
+    """Empty: generated at the first start, kept in the store, printed once."""
+    client_secret: str = ""
+    redirect_uris: list[str] = msgspec.field(default_factory=lambda: list(CHATGPT_CALLBACKS))
+    """Allowed redirect URIs; `*` stands for one path segment."""
+    scopes: list[str] | None = None
+    """Scopes this client may ask for (default: all declared)."""
+
+
+class OAuthUser(Base):
+    """A person who can log in on the consent page, and the user id their tokens carry."""
+
+    username: str
+    password: str
+    user_id: str
+
+
+class OAuthServer(Base):
+    """The gateway as an OAuth 2 authorization server (authorization code + refresh)."""
+
+    clients: list[OAuthClient]
+    scopes: dict[str, str]
+    """Scope -> what it allows, shown on the consent page and in the OpenAPI document."""
+    users: list[OAuthUser] = []
+    login_handler: ModuleRef | None = None
+    """A plugin `module:function` checking `{username, password}` and returning a user id
+    (instead of, or besides, `users`)."""
+    access_token_ttl: Duration | None = None
+    """Default 1h."""
+    refresh_token_ttl: Duration | None = None
+    """Default 30 days."""
+    code_ttl: Duration | None = None
+    """Default 5m."""
 
 
 class RateLimit(Base):
@@ -222,6 +278,7 @@ class GatewayFile(Base):
     auth: list[InboundAuth] = []
     defaults: Defaults = Defaults()
     profiles: list[Profile] = []
+    oauth: OAuthServer | None = None
 
 
 # --- routes.d/*.yaml ----------------------------------------------------------------------
@@ -334,6 +391,8 @@ class Route(Base):
     tags: list[str] = []
     auth: str | None = None
     """Inbound auth: `none` or the id of a scheme in gateway.yaml (default: defaults.auth)."""
+    scopes: list[str] = []
+    """With an `oauth` scheme: the scopes a token needs for this route."""
     query: list[Param] = []
     path_params: list[Param] = []
     body: BodySpec | None = None

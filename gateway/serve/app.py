@@ -25,6 +25,8 @@ from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.logs import REQUEST_ID, logger
+from gateway.oauth.endpoints import oauth_handlers
+from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.worker import Worker
@@ -76,9 +78,15 @@ class GatewayState:
 class GatewayApp:
     """ASGI entry point: ``uvicorn.run(GatewayApp(state, runtime, litestar_app))``."""
 
-    def __init__(self, state: GatewayState, runtime: PluginRuntime, fallback: ASGIApp) -> None:
+    def __init__(
+        self,
+        state: GatewayState,
+        runtime: PluginRuntime,
+        oauth: OAuthRuntime,
+        fallback: ASGIApp,
+    ) -> None:
         self.state = state
-        self.dispatcher = Dispatcher(runtime)
+        self.dispatcher = Dispatcher(runtime, oauth)
         self.webhooks = WebhookReceiver(state.backend.queue)
         self.fallback = fallback
 
@@ -186,7 +194,8 @@ def build_app(state: GatewayState) -> GatewayApp:
     current = state.switch.get
     state.worker = Worker(state.backend.queue, runtime, current)
     state.scheduler = Scheduler(runtime, state.backend.locks, current)
-    return GatewayApp(state, runtime, cast(ASGIApp, _litestar(state)))
+    oauth = OAuthRuntime(runtime, current)
+    return GatewayApp(state, runtime, oauth, cast(ASGIApp, _litestar(state, oauth)))
 
 
 def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
@@ -221,7 +230,7 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
-def _litestar(state: GatewayState) -> Litestar:
+def _litestar(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     switch = state.switch
     redoc = RedocRenderPlugin(path="/docs")
 
@@ -357,6 +366,7 @@ def _litestar(state: GatewayState) -> Litestar:
             logger.info("queue: receive only (queue.consume is false)")
         if state.scheduler is not None:
             workers.append(asyncio.create_task(state.scheduler.run()))
+        await oauth.server()  # creates (and prints once) generated client credentials
 
     async def close_pool() -> None:
         if state.worker is not None:
@@ -386,6 +396,7 @@ def _litestar(state: GatewayState) -> Litestar:
             admin_reload,
             dead_letters,
             replay_dead_letter,
+            *oauth_handlers(oauth),
         ],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,

@@ -18,9 +18,10 @@ import msgspec
 from gateway.compiler.validation import FieldError, body_errors
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.logs import logger
+from gateway.oauth.runtime import OAuthRuntime, TokenRefused
 from gateway.plugin import PluginError, PluginRequest, PluginResponse
 from gateway.runtime import PluginRuntime
-from gateway.serve.inbound import Identity, Unauthorized, authenticate
+from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.shaping import cap_json, cap_text
 from gateway.snapshot import CompiledRoute, RouteMatch, Snapshot
@@ -72,8 +73,9 @@ async def send_response(
 class Dispatcher:
     """``await dispatcher(snapshot, match, scope, receive, send, request_id)`` -> status sent."""
 
-    def __init__(self, runtime: PluginRuntime) -> None:
+    def __init__(self, runtime: PluginRuntime, oauth: OAuthRuntime | None = None) -> None:
         self.runtime = runtime
+        self.oauth = oauth
         self.caller = runtime.caller
         self.limiter = runtime.backend.limiter
 
@@ -127,7 +129,9 @@ class Dispatcher:
         )
 
         identity = None
-        if route.auth is not None:
+        if route.auth is not None and route.auth.type == "oauth":
+            identity = await self._oauth_identity(route, headers)
+        elif route.auth is not None:
             try:
                 identity = authenticate(route.auth, headers, query_raw)
             except Unauthorized as exc:
@@ -287,6 +291,25 @@ class Dispatcher:
             "request_id": request_id,
             "auth": identity.as_context() if identity else {"scheme": "none"},
         }
+
+    async def _oauth_identity(self, route: CompiledRoute, headers: dict[str, str]) -> Identity:
+        """The caller of an `oauth` route: a valid, unexpired token with the route's scopes."""
+        assert route.auth is not None
+        if self.oauth is None:
+            raise Problem(503, "not-configured", "this gateway has no `oauth:` section")
+        try:
+            token = bearer_token(headers)
+            grant = await self.oauth.verify(token, route.scopes)
+        except Unauthorized as exc:
+            problem = Problem(401, "unauthorized", exc.detail)
+            problem.headers.append((b"www-authenticate", (exc.challenge or "Bearer").encode()))
+            raise problem from None
+        except TokenRefused as exc:
+            slug = "insufficient-scope" if exc.status == 403 else "invalid-token"
+            problem = Problem(exc.status, slug, exc.detail)
+            problem.headers.append((b"www-authenticate", exc.challenge.encode()))
+            raise problem from None
+        return Identity(route.auth.id, subject=grant.subject, user=grant.user_id)
 
     async def _rate_limit(
         self,

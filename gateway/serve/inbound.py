@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gateway.snapshot import InboundAuthSpec
 
-__all__ = ["Identity", "Unauthorized", "authenticate"]
+__all__ = ["Identity", "Unauthorized", "authenticate", "bearer_token"]
 
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 
@@ -79,6 +79,15 @@ def _api_key(
 
 
 def _bearer(spec: InboundAuthSpec, headers: Mapping[str, str]) -> Identity:
+    token = bearer_token(headers)
+    challenge = 'Bearer realm="gateway"'
+    if spec.jwt_only and not (10 <= len(token) <= 4096 and _JWT.match(token)):
+        raise Unauthorized("the bearer token is not a JWT (three base64url parts)", challenge)
+    return Identity(spec.id, token, subject=_fingerprint(token))
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token of `Authorization: Bearer <token>`; Unauthorized saying what is wrong."""
     value = headers.get("authorization")
     challenge = 'Bearer realm="gateway"'
     if not value:
@@ -93,9 +102,7 @@ def _bearer(spec: InboundAuthSpec, headers: Mapping[str, str]) -> Identity:
         )
     if not token:
         raise Unauthorized("Token cannot be empty", challenge)
-    if spec.jwt_only and not (10 <= len(token) <= 4096 and _JWT.match(token)):
-        raise Unauthorized("the bearer token is not a JWT (three base64url parts)", challenge)
-    return Identity(spec.id, token, subject=_fingerprint(token))
+    return token
 
 
 def _fingerprint(credential: str) -> str:

@@ -1,0 +1,142 @@
+"""Per process: the authorization server for the current config, logins, token checks."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.logs import logger
+from gateway.oauth.server import Client, GatewayAuthorizationServer
+from gateway.oauth.tokens import OAuthTokens, digest
+from gateway.plugin import PluginError, PluginRequest
+from gateway.runtime import PluginRuntime
+from gateway.snapshot import OAuthSpec, Snapshot
+
+__all__ = ["OAuthRuntime", "TokenGrant", "TokenRefused"]
+
+
+class TokenRefused(Exception):
+    """A bearer token that does not open a route: 401 (invalid, expired) or 403 (scope)."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+    @property
+    def challenge(self) -> str:
+        return f'Bearer realm="gateway", error="{self.error}", error_description="{self.detail}"'
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    user_id: str
+    client_id: str
+    scopes: frozenset[str]
+    subject: str
+    """The token's hash (for rate limits), never the token."""
+
+
+class OAuthRuntime:
+    def __init__(self, plugins: PluginRuntime, current: Callable[[], Snapshot]) -> None:
+        backend = plugins.backend
+        self.tokens = OAuthTokens(backend.store, backend.locks)
+        self.plugins = plugins
+        self.current = current
+        self._server: tuple[OAuthSpec, GatewayAuthorizationServer] | None = None
+        self._lock = asyncio.Lock()
+
+    async def server(self) -> GatewayAuthorizationServer | None:
+        """The server for the current `oauth:` settings (rebuilt when they change)."""
+        spec = self.current().oauth
+        if spec is None:
+            return None
+        if self._server is not None and self._server[0] is spec:
+            return self._server[1]
+        async with self._lock:
+            if self._server is not None and self._server[0] is spec:
+                return self._server[1]
+            clients = {}
+            for client in spec.clients:
+                client_id, secret_sha256, new_secret = await self.tokens.client_credentials(client)
+                clients[client_id] = Client(client, client_id, secret_sha256)
+                self._announce(spec, client.id, client_id, new_secret)
+            server = GatewayAuthorizationServer(
+                spec, clients, self.tokens, asyncio.get_running_loop()
+            )
+            self._server = (spec, server)
+            return server
+
+    @staticmethod
+    def _announce(spec: OAuthSpec, name: str, client_id: str, new_secret: str | None) -> None:
+        logger.info(
+            "oauth client %s: client_id %s, authorization URL %s/oauth/authorize, "
+            "token URL %s/oauth/token, scopes: %s",
+            name,
+            client_id,
+            spec.issuer,
+            spec.issuer,
+            " ".join(spec.scopes),
+        )
+        if new_secret is not None:
+            # Shown once, when generated (as the OMI plugin does): paste it into ChatGPT.
+            # Only its hash is kept; lose it and delete the client's key to get a new one.
+            print(
+                f"\n  OAuth client `{name}` created. Paste into the GPT's Action settings:\n"
+                f"    Client ID:         {client_id}\n"
+                f"    Client Secret:     {new_secret}\n"
+                f"    Authorization URL: {spec.issuer}/oauth/authorize\n"
+                f"    Token URL:         {spec.issuer}/oauth/token\n"
+                f"    Scope:             {' '.join(spec.scopes)}\n"
+                "  The secret is not shown again.\n",
+                flush=True,
+            )
+
+    async def login(self, username: str, password: str) -> str | None:
+        """The user id for these credentials, or None."""
+        spec = self.current().oauth
+        if spec is None:
+            return None
+        found = spec.users.get(username)
+        if found is not None:
+            if hmac.compare_digest(digest(password), digest(found[0])):
+                return found[1]
+            return None
+        if spec.login is None:
+            return None
+        ctx = self.plugins.context(spec.login, {}, "oauth-login")
+        request = PluginRequest(
+            method="POST",
+            path="/oauth/authorize",
+            route="oauth-login",
+            query={},
+            path_params={},
+            headers={},
+            body={"username": username, "password": password},
+            request_id="oauth-login",
+            auth_scheme="none",
+        )
+        try:
+            user_id = await spec.login.handler(ctx, request)
+        except PluginError:
+            return None
+        return str(user_id) if user_id else None
+
+    async def verify(self, token: str, scopes: tuple[str, ...]) -> TokenGrant:
+        """The grant behind ``token`` if it is valid, unexpired and has ``scopes``."""
+        record = await self.tokens.access(token)
+        if record is None:
+            raise TokenRefused(401, "invalid_token", "Invalid access token")
+        if record["expires_at"] <= time.time():
+            raise TokenRefused(401, "invalid_token", "Token has expired")
+        granted = frozenset(str(record.get("scope") or "").split())
+        missing = [scope for scope in scopes if scope not in granted]
+        if missing:
+            raise TokenRefused(
+                403, "insufficient_scope", f"the token lacks the scope {' '.join(missing)}"
+            )
+        return TokenGrant(record["user_id"], record["client_id"], granted, digest(token)[:16])
