@@ -651,8 +651,6 @@ class _Compiler:
                 self.error(source, "$.oauth.login_handler", resolved)
             else:
                 login = resolved
-        if not settings.users and login is None:
-            self.error(source, "$.oauth", "set `users` or `login_handler`: nobody could log in")
         clients = []
         for index, client in enumerate(settings.clients):
             for position, scope in enumerate(client.scopes or []):
@@ -683,7 +681,12 @@ class _Compiler:
             issuer=self.config.gateway.server.public_url.rstrip("/"),
             clients=tuple(clients),
             scopes=dict(settings.scopes),
-            users={user.username: (user.password, user.user_id) for user in settings.users},
+            # Entries whose variables are unset (empty) are left out: nobody logs in as "".
+            users={
+                user.username: (user.password, user.user_id)
+                for user in settings.users
+                if user.username and user.password and user.user_id
+            },
             login=login,
             access_ttl=settings.access_token_ttl or 3600.0,
             refresh_ttl=settings.refresh_token_ttl or 30 * 86400.0,

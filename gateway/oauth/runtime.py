@@ -65,6 +65,8 @@ class OAuthRuntime:
                 client_id, secret_sha256, new_secret = await self.tokens.client_credentials(client)
                 clients[client_id] = Client(client, client_id, secret_sha256)
                 self._announce(spec, client.id, client_id, new_secret)
+            if not spec.users and spec.login is None:
+                logger.warning("oauth: no users and no login_handler: nobody can log in yet")
             server = GatewayAuthorizationServer(
                 spec, clients, self.tokens, asyncio.get_running_loop()
             )

@@ -18,7 +18,16 @@ from tests.upstreams.server import free_port
 
 GATEWAY_BIN = str(Path(sys.executable).parent / "gateway")
 # The environment of a fresh machine: none of the upstreams' secrets or the gateway's settings.
-_CONFIG_PREFIXES = ("GATEWAY_", "AMBIVO_", "OPENAI_", "INTERCOM_", "GPT_TRAINER_", "GMAIL_")
+_CONFIG_PREFIXES = (
+    "GATEWAY_",
+    "AMBIVO_",
+    "OPENAI_",
+    "INTERCOM_",
+    "GPT_TRAINER_",
+    "GMAIL_",
+    "OMI_",
+    "OAUTH_",
+)
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_URL", "_UUID")
 CLEAN_ENV = {
     key: value

@@ -1,6 +1,6 @@
 """Both seed flows through the real `gateway serve` of the shipped config, on the real Redis.
 
-OMI posts a memory and ChatGPT's key reads it back; Intercom posts a user message and the
+OMI posts a memory and ChatGPT reads it back with an OAuth token (authorize, login, code); Intercom posts a user message and the
 loopback Intercom receives one AI reply from the loopback GPT Trainer's answer.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import REDIS_URL, REPO
+from tests.conftest import REDIS_URL, REPO, RunningGateway
 from tests.e2e.helpers import CLEAN_ENV, serving
+from tests.oauth_client import GOOD_SECRET, token_for
 from tests.upstreams.gpt_trainer import TrainerState, gpt_trainer_app
 from tests.upstreams.intercom import IntercomState, intercom_app, notification, sign
 from tests.upstreams.server import serve_upstream
@@ -35,7 +36,10 @@ async def test_seed_flows_through_the_cli(tmp_path: Path, redis_namespace: str) 
             **CLEAN_ENV,
             "GATEWAY_STORE_URL": REDIS_URL,
             "GATEWAY_STORE_NAMESPACE": redis_namespace,
-            "OMI_API_KEY": "omi-key-e2e",
+            "OAUTH_CLIENT_ID": "gpt-client",
+            "OAUTH_CLIENT_SECRET": GOOD_SECRET,
+            "OMI_LOGIN_USER": "ada",
+            "OMI_LOGIN_PASSWORD": "ada-pass-e2e",
             "OMI_UID": "uid-e2e",
             "INTERCOM_API_URL": ic.url,
             "INTERCOM_ACCESS_TOKEN": intercom.token,
@@ -72,11 +76,14 @@ async def test_seed_flows_through_the_cli(tmp_path: Path, redis_namespace: str) 
                 ) as r:
                     assert (r.status, (await r.json())["status"]) == (200, "queued")
 
+                gateway = RunningGateway(url, None, http)  # type: ignore[arg-type]
+                token = (await token_for(gateway, "ada", "ada-pass-e2e"))["access_token"]
                 deadline = time.monotonic() + 15
                 detail = None
                 while time.monotonic() < deadline:
                     async with http.get(
-                        f"{url}/api/conversations/m-1", headers={"X-API-Key": "omi-key-e2e"}
+                        f"{url}/api/conversations/m-1",
+                        headers={"Authorization": f"Bearer {token}"},
                     ) as r:
                         if r.status == 200:
                             detail = await r.json()
@@ -91,4 +98,6 @@ async def test_seed_flows_through_the_cli(tmp_path: Path, redis_namespace: str) 
     log = (tmp_path / "gateway.log").read_text()
     assert "client-secret-e2e" not in log
     assert "gt-key-e2e" not in log
+    assert GOOD_SECRET not in log
+    assert "ada-pass-e2e" not in log
     assert "store: redis" in log

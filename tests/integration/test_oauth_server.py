@@ -8,7 +8,6 @@ secret, reused code, reused refresh token, expired token, missing scope.
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -16,12 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from tests.conftest import REDIS_URL, RunningGateway, run_gateway, write_config
+from tests.oauth_client import CALLBACK, authorize, chatgpt
 from tests.upstreams.server import free_port
 
-CALLBACK = "https://chatgpt.com/aip/g-0123456789abcdef/oauth/callback"
 GATEWAY = """\
 server: {public_url: "${PUBLIC_URL}"}
 store: {url: "${STORE_URL:-memory://}", namespace: "${STORE_NS:-gateway}"}
@@ -57,44 +55,6 @@ routes:
 
 def config(tmp_path: Path) -> Path:
     return write_config(tmp_path, GATEWAY, {"r": ROUTES})
-
-
-GOOD_SECRET = "gpt-secret-0123456789"
-
-
-def chatgpt(gw: RunningGateway, secret: str = GOOD_SECRET) -> AsyncOAuth2Client:
-    return AsyncOAuth2Client(
-        client_id="gpt-client",
-        client_secret=secret,
-        redirect_uri=CALLBACK,
-        scope="read:memories",
-        code_challenge_method="S256",
-        token_endpoint_auth_method="client_secret_post",
-    )
-
-
-async def authorize(
-    gw: RunningGateway, client: AsyncOAuth2Client, user: str, password: str, verifier: str
-) -> str:
-    """The consent page, as a user fills it in; returns the callback URL with the code."""
-    url, state = client.create_authorization_url(
-        f"{gw.url}/oauth/authorize", code_verifier=verifier
-    )
-    async with gw.http.get(url) as page:
-        assert page.status == 200
-        html = await page.text()
-    hidden = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', html))
-    assert hidden["state"] == state
-    assert hidden["code_challenge_method"] == "S256"
-    form = {**hidden, "username": user, "password": password, "decision": "allow"}
-    async with gw.http.post(
-        f"{gw.url}/oauth/authorize", data=form, allow_redirects=False
-    ) as answer:
-        assert answer.status == 302, await answer.text()
-        location = answer.headers["Location"]
-    assert location.startswith(CALLBACK + "?")
-    assert parse_qs(urlsplit(location).query)["state"] == [state]  # echoed
-    return location
 
 
 async def call(gw: RunningGateway, token: str, path: str = "/me", method: str = "GET") -> Any:

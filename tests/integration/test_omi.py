@@ -1,19 +1,23 @@
 """Seed 002, first half: OMI memory webhooks stored per user, read back by the user's key.
 
-The shipped routes.d/omi.yaml and plugins/omi_memories.py, with the memory store and Redis.
+The shipped routes.d/omi.yaml and plugins/omi_memories.py, with the memory store and Redis;
+ChatGPT reads with OAuth tokens of the gateway's authorization server, one user each.
 Payloads follow UPSTREAMS.md 3.1, with the field-name variants of older and newer OMI builds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import REDIS_URL, REPO, GatewayFactory, RunningGateway
+from tests.conftest import REDIS_URL, REPO, RunningGateway, run_gateway
+from tests.oauth_client import GOOD_SECRET, token_for
+from tests.upstreams.server import free_port
 
 UID, OTHER_UID = "uid_ada_1", "uid_bob_2"
-KEY = {"X-API-Key": "omi-key-ada"}
 MEMORY = {
     "id": "memory_abc123",
     "created_at": "2024-07-22T23:59:45.910559+00:00",
@@ -75,8 +79,32 @@ NEWER = {  # a newer build: integer id, apps_response, speaker_id, another categ
 }
 
 
-def env(**extra: str) -> dict[str, str]:
-    return {"OMI_API_KEY": "omi-key-ada", "OMI_UID": UID, "GATEWAY_API_KEY": "k", **extra}
+def omi_config(tmp_path: Path) -> Path:
+    """The shipped config, with a second OAuth user (the shipped file has one, from env)."""
+    for name in ("routes.d", "plugins", "schemas"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    text = (REPO / "gateway.yaml").read_text()
+    one_user = (
+        '    - {username: "${OMI_LOGIN_USER:-}", password: "${OMI_LOGIN_PASSWORD:-}", '
+        'user_id: "${OMI_UID:-}"}\n'
+    )
+    assert one_user in text
+    two_users = (
+        f"    - {{username: ada, password: ada-pass-1, user_id: {UID}}}\n"
+        f"    - {{username: bob, password: bob-pass-2, user_id: {OTHER_UID}}}\n"
+    )
+    (tmp_path / "gateway.yaml").write_text(text.replace(one_user, two_users))
+    return tmp_path
+
+
+def env(port: int, **extra: str) -> dict[str, str]:
+    return {
+        "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "OAUTH_CLIENT_ID": "gpt-client",
+        "OAUTH_CLIENT_SECRET": GOOD_SECRET,
+        "GATEWAY_API_KEY": "k",
+        **extra,
+    }
 
 
 async def webhook(gw: RunningGateway, body: Any, query: str) -> tuple[int, Any]:
@@ -84,15 +112,16 @@ async def webhook(gw: RunningGateway, body: Any, query: str) -> tuple[int, Any]:
         return response.status, await response.json(content_type=None)
 
 
-async def read(gw: RunningGateway, path: str, headers: dict[str, str] = KEY) -> tuple[int, Any]:
+async def read(gw: RunningGateway, path: str, token: str) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with gw.http.get(f"{gw.url}{path}", headers=headers) as response:
         return response.status, await response.json(content_type=None)
 
 
-async def listed(gw: RunningGateway, count: int) -> list[dict[str, Any]]:
+async def listed(gw: RunningGateway, token: str, count: int) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 10
     while True:
-        status, body = await read(gw, "/api/conversations")
+        status, body = await read(gw, "/api/conversations", token)
         assert status == 200
         if len(body["conversations"]) >= count or time.monotonic() > deadline:
             conversations: list[dict[str, Any]] = body["conversations"]
@@ -101,6 +130,8 @@ async def listed(gw: RunningGateway, count: int) -> list[dict[str, Any]]:
 
 
 async def check_omi(gw: RunningGateway) -> None:
+    ada = (await token_for(gw, "ada", "ada-pass-1"))["access_token"]
+    bob = (await token_for(gw, "bob", "bob-pass-2"))["access_token"]
     ok = {"status": "success", "message": "Memory data received and logged"}
     assert await webhook(gw, MEMORY, f"?uid={UID}") == (200, ok)
     assert await webhook(gw, MEMORY, f"?uid={UID}") == (200, ok)  # OMI sent it twice
@@ -113,7 +144,7 @@ async def check_omi(gw: RunningGateway) -> None:
     status, problem = await webhook(gw, MEMORY, "?uid=../../etc")
     assert status == 400
 
-    assert await listed(gw, 2) == [
+    assert await listed(gw, ada, 2) == [
         {
             "id": "4711",
             "title": "Groceries",
@@ -129,7 +160,7 @@ async def check_omi(gw: RunningGateway) -> None:
             "overview": "Brief overview of the timeline.",
         },
     ]
-    status, detail = await read(gw, "/api/conversations/memory_abc123")
+    status, detail = await read(gw, "/api/conversations/memory_abc123", ada)
     assert status == 200
     assert detail["transcript"] == (
         "[0:00:10 - 0:00:15] Speaker 0: Let's discuss the project timeline.\n\n"
@@ -140,12 +171,15 @@ async def check_omi(gw: RunningGateway) -> None:
     ]
     assert detail["started_at"] == "2024-07-21T22:34:43.384323+00:00"
     assert detail["apps_results"] == [{"app_id": "test-app-id", "content": "Test app response"}]
-    status, newer = await read(gw, "/api/conversations/4711")
+    status, newer = await read(gw, "/api/conversations/4711", ada)
     assert newer["transcript"] == "[1:00:01 - 1:00:03] Speaker 2: Buy milk."
     assert newer["apps_results"] == [{"app_id": "shopper", "content": "added to list"}]
 
-    # Another user's memory is not this key's; unknown ids and keys are refused.
-    status, problem = await read(gw, "/api/conversations/bobs")
+    # Each user sees only their own memories.
+    assert [c["id"] for c in await listed(gw, bob, 1)] == ["bobs"]
+    assert (await read(gw, "/api/conversations/bobs", bob))[0] == 200
+    assert (await read(gw, "/api/conversations/memory_abc123", bob))[0] == 404
+    status, problem = await read(gw, "/api/conversations/bobs", ada)
     assert status == 404
     assert problem.pop("request_id")
     assert problem == {
@@ -155,27 +189,24 @@ async def check_omi(gw: RunningGateway) -> None:
         "detail": "Conversation not found",
         "route": "getOmiConversation",
     }
-    status, problem = await read(gw, "/api/conversations", {"X-API-Key": "wrong"})
-    assert (status, problem["detail"]) == (401, "invalid API key")
+    status, problem = await read(gw, "/api/conversations", "not-a-token")
+    assert (status, problem["detail"]) == (401, "Invalid access token")
+    status, problem = await read(gw, "/api/conversations", "")
+    assert status == 401
 
 
-async def test_omi_memories_with_the_memory_store(gateway: GatewayFactory) -> None:
-    async with gateway(REPO, env()) as gw:
+async def test_omi_memories_with_the_memory_store(tmp_path: Path) -> None:
+    port = free_port()
+    async with run_gateway(omi_config(tmp_path), env(port), port) as gw:
         await check_omi(gw)
 
 
-async def test_omi_memories_with_redis(gateway: GatewayFactory, redis_namespace: str) -> None:
-    extra = env(GATEWAY_STORE_URL=REDIS_URL, GATEWAY_STORE_NAMESPACE=redis_namespace)
-    async with gateway(REPO, extra) as gw:
+async def test_omi_memories_with_redis(tmp_path: Path, redis_namespace: str) -> None:
+    port = free_port()
+    extra = env(port, GATEWAY_STORE_URL=REDIS_URL, GATEWAY_STORE_NAMESPACE=redis_namespace)
+    folder = omi_config(tmp_path)
+    async with run_gateway(folder, extra, port) as gw:
         await check_omi(gw)
-    async with gateway(REPO, extra) as restarted:  # durable: still there after a restart
-        assert len(await listed(restarted, 2)) == 2
-
-
-async def test_omi_reads_answer_503_until_a_key_is_configured(gateway: GatewayFactory) -> None:
-    async with gateway(REPO, {"GATEWAY_API_KEY": "k"}) as gw:
-        status, problem = await read(gw, "/api/conversations")
-        assert (status, problem["detail"]) == (
-            503,
-            'auth "omi" is not configured: set OMI_API_KEY, OMI_UID',
-        )
+    async with run_gateway(folder, extra, port) as restarted:  # durable across a restart
+        ada = (await token_for(restarted, "ada", "ada-pass-1"))["access_token"]
+        assert len(await listed(restarted, ada, 2)) == 2
