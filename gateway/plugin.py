@@ -48,7 +48,7 @@ Rules:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +57,8 @@ from litestar.stores.base import Store
 
 from gateway.compiler.templates import html_to_text  # the template filter, for plugins
 from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
-from gateway.snapshot import RetryPolicy, UpstreamSettings
+from gateway.oauth.upstream_tokens import NotConnected, UpstreamTokens
+from gateway.snapshot import OAuth2ClientSpec, RetryPolicy, UpstreamSettings
 from gateway.store.locks import Lock, Locks
 from gateway.store.ratelimit import Decision, RateLimiter
 
@@ -67,12 +68,14 @@ __all__ = [
     "Handler",
     "Lock",
     "Locks",
+    "OAuth2Connection",
     "PluginError",
     "PluginRequest",
     "PluginResponse",
     "RateLimiter",
     "UpstreamClient",
     "UpstreamError",
+    "UpstreamNotConnected",
     "UpstreamResponse",
     "html_to_text",
 ]
@@ -135,6 +138,44 @@ class UpstreamResponse:
 Sender = Callable[..., Awaitable[Any]]
 
 
+class UpstreamNotConnected(Exception):
+    """An `oauth2_authorization_code` upstream has no usable token for this user: a 401
+    telling them to (re)connect (raised by UpstreamClient.request; let it propagate)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class OAuth2Connection:
+    """A user's connection to an `oauth2_authorization_code` upstream."""
+
+    def __init__(self, spec: OAuth2ClientSpec, tokens: UpstreamTokens, user: str) -> None:
+        self.spec = spec
+        self.tokens = tokens
+        self.user = user
+
+    async def authorization_url(self) -> str:
+        """Where this user goes to connect (the provider's consent page)."""
+        return await self.tokens.authorization_url(self.spec, self.user)
+
+    async def complete(self, code: str, state: str) -> str:
+        """The callback: exchange ``code``; returns the user who connected."""
+        try:
+            return await self.tokens.complete(self.spec, code, state)
+        except NotConnected as exc:
+            raise PluginError(400, exc.detail) from None
+
+    async def status(self) -> dict[str, Any]:
+        return await self.tokens.status(self.spec, self.user)
+
+    async def access_token(self, stale: str | None = None) -> str:
+        try:
+            return await self.tokens.access_token(self.spec, self.user, stale)
+        except NotConnected as exc:
+            raise UpstreamNotConnected(exc.detail) from None
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamClient:
     """A declared upstream, with its auth headers, timeout and retries already applied."""
@@ -144,32 +185,54 @@ class UpstreamClient:
     retry: RetryPolicy
     send: Sender
     request_id: str
+    connection: OAuth2Connection | None = None
+    """For `oauth2_authorization_code` upstreams: the user's token is added to each call."""
 
     async def request(
         self,
         method: str,
         path: str,
         *,
-        query: Mapping[str, str] | None = None,
+        query: Mapping[str, str | Sequence[str]] | None = None,
         json: Any = None,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Call the upstream; raises UpstreamError when it cannot be reached in time."""
         merged = {**self.static_headers, "X-Request-ID": self.request_id, **(headers or {})}
+        token = None
+        if self.connection is not None:
+            token = await self.connection.access_token()
+            merged["Authorization"] = f"Bearer {token}"
         if json is not None:
             data = msgspec.json.encode(json)
             merged.setdefault("Content-Type", "application/json")
+        path = path if path.startswith("/") else "/" + path
+        params = dict(query) if query else None
         answer = await self.send(
             self.settings,
             method,
-            path if path.startswith("/") else "/" + path,
+            path,
             retry=self.retry,
             timeout_seconds=self.settings.timeout,
-            params=dict(query) if query else None,
+            params=params,
             headers=merged,
             data=data,
         )
+        if answer.status == 401 and self.connection is not None:
+            # Refused before its expiry (revoked, rotated): refresh once, try once more.
+            fresh = await self.connection.access_token(stale=token)
+            merged["Authorization"] = f"Bearer {fresh}"
+            answer = await self.send(
+                self.settings,
+                method,
+                path,
+                retry=self.retry,
+                timeout_seconds=self.settings.timeout,
+                params=params,
+                headers=merged,
+                data=data,
+            )
         content_type = answer.content_type.decode() if answer.content_type else None
         return UpstreamResponse(answer.status, content_type, answer.body)
 

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.compiler.plugins import PluginTarget
-from gateway.plugin import Context, UpstreamClient
-from gateway.snapshot import PluginUpstream
+from gateway.oauth.upstream_tokens import UpstreamTokens
+from gateway.plugin import Context, OAuth2Connection, UpstreamClient
+from gateway.snapshot import OAuth2ClientSpec, PluginUpstream
 from gateway.store.backend import Backend
 from gateway.upstream.call import UpstreamCaller
 
@@ -21,15 +22,26 @@ class PluginRuntime:
     def __init__(self, caller: UpstreamCaller, backend: Backend) -> None:
         self.caller = caller
         self.backend = backend
+        self.upstream_tokens = UpstreamTokens(backend.store, backend.locks)
         self.state: dict[str, dict[str, Any]] = {}
         """Per plugin module, kept for the life of the process (across reloads)."""
 
     def context(
-        self, target: PluginTarget, upstreams: Mapping[str, PluginUpstream], request_id: str
+        self,
+        target: PluginTarget,
+        upstreams: Mapping[str, PluginUpstream],
+        request_id: str,
+        user: str | None = None,
     ) -> Context:
+        """``user``: whose upstream connections the clients use (default: `default`)."""
         clients = {
             name: UpstreamClient(
-                up.settings, up.static_headers, up.retry, self.caller.send, request_id
+                up.settings,
+                up.static_headers,
+                up.retry,
+                self.caller.send,
+                request_id,
+                self.connection(up.oauth2, user),
             )
             for name, up in upstreams.items()
         }
@@ -43,3 +55,10 @@ class PluginRuntime:
             locks=self.backend.locks,
             limiter=self.backend.limiter,
         )
+
+    def connection(
+        self, spec: OAuth2ClientSpec | None, user: str | None
+    ) -> OAuth2Connection | None:
+        if spec is None:
+            return None
+        return OAuth2Connection(spec, self.upstream_tokens, user or "default")

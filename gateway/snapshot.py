@@ -28,6 +28,7 @@ __all__ = [
     "HmacSpec",
     "InboundAuthSpec",
     "LintIssue",
+    "OAuth2ClientSpec",
     "OAuthClientSpec",
     "OAuthSpec",
     "PluginUpstream",
@@ -121,6 +122,8 @@ class CompiledRoute:
     rate_limit: RateLimitSpec | None = None
     scopes: tuple[str, ...] = ()
     """OAuth scopes a token needs (routes with an `oauth` scheme)."""
+    oauth2: OAuth2ClientSpec | None = None
+    """The upstream's user token is added to every call (`oauth2_authorization_code`)."""
     plugin: PluginTarget | None = None
     plugin_clients: Mapping[str, PluginUpstream] = field(default_factory=dict)
 
@@ -135,12 +138,28 @@ class CompiledRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuth2ClientSpec:
+    """The gateway as an OAuth 2 client of one upstream (authorization code + refresh)."""
+
+    upstream: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authorize_url: str
+    token_url: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    authorize_params: Mapping[str, str]
+    refresh_margin: float
+
+
+@dataclass(frozen=True, slots=True)
 class PluginUpstream:
     """An upstream a plugin may call, with what every call to it carries."""
 
     settings: UpstreamSettings
     static_headers: Mapping[str, str]
     retry: RetryPolicy
+    oauth2: OAuth2ClientSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from gateway.config.model import (
     HeaderAuth,
     HmacVerify,
     InboundAuth,
+    OAuth2AuthorizationCode,
     OAuthInbound,
     Param,
     PassthroughAuth,
@@ -52,6 +53,7 @@ from gateway.snapshot import (
     CompiledWebhook,
     HmacSpec,
     InboundAuthSpec,
+    OAuth2ClientSpec,
     OAuthClientSpec,
     OAuthSpec,
     PluginUpstream,
@@ -503,6 +505,7 @@ class _Compiler:
             retry=self.retry_policy(route.retry, upstream),
             rate_limit=self.rate_limit(source, path, route, upstream),
             scopes=tuple(route.scopes),
+            oauth2=None if route.static or route.handler else self.oauth2_client(upstream),
             unconfigured=self.unconfigured(loaded, index, upstream, auth_name, auth_missing)
             or self.plugin_unconfigured(plugin_clients, upstreams),
             plugin=plugin,
@@ -544,7 +547,10 @@ class _Compiler:
             settings, loaded = upstreams[name]
             headers, _ = _outbound_headers(loaded.content.upstream)
             clients[name] = PluginUpstream(
-                settings, headers, self.retry_policy(retry, loaded.content.upstream)
+                settings,
+                headers,
+                self.retry_policy(retry, loaded.content.upstream),
+                self.oauth2_client(loaded.content.upstream),
             )
         return target, clients
 
@@ -636,6 +642,23 @@ class _Compiler:
         if auth_name in auth_missing:
             return f'auth "{auth_name}" is not configured: set {", ".join(auth_missing[auth_name])}'
         return None
+
+    def oauth2_client(self, upstream: Upstream | None) -> OAuth2ClientSpec | None:
+        if upstream is None or not isinstance(upstream.auth, OAuth2AuthorizationCode):
+            return None
+        auth = upstream.auth
+        public_url = self.config.gateway.server.public_url.rstrip("/")
+        return OAuth2ClientSpec(
+            upstream=upstream.name,
+            client_id=auth.client_id,
+            client_secret=auth.client_secret,
+            authorize_url=auth.authorize_url,
+            token_url=auth.token_url,
+            redirect_uri=public_url + auth.redirect_path,
+            scopes=tuple(auth.scopes),
+            authorize_params=dict(auth.authorize_params),
+            refresh_margin=60.0 if auth.refresh_margin is None else auth.refresh_margin,
+        )
 
     # --- the authorization server ------------------------------------------------------------
 

@@ -40,6 +40,7 @@ __all__ = [
     "Info",
     "NoOutboundAuth",
     "NoVerify",
+    "OAuth2AuthorizationCode",
     "OAuthClient",
     "OAuthInbound",
     "OAuthServer",
@@ -307,7 +308,25 @@ class PassthroughAuth(Base, tag="passthrough", tag_field="type"):
     header: HeaderName = "Authorization"
 
 
-OutboundAuth = NoOutboundAuth | BearerAuth | HeaderAuth | PassthroughAuth
+class OAuth2AuthorizationCode(Base, tag="oauth2_authorization_code", tag_field="type"):
+    """The gateway as an OAuth 2 client of the upstream (Gmail): a user connects once at
+    `GET <connect route>`, the refresh token is kept in the store, and access tokens are
+    refreshed before they expire (one refresh at a time, across replicas)."""
+
+    client_id: str
+    client_secret: str
+    authorize_url: str
+    token_url: str
+    redirect_path: RoutePath
+    """The gateway route the provider redirects back to (public_url + this path)."""
+    scopes: list[str] = []
+    authorize_params: dict[str, str] = {}
+    """Extra parameters of the authorization URL, e.g. `access_type: offline`."""
+    refresh_margin: Duration | None = None
+    """Refresh this long before expiry (default 60s)."""
+
+
+OutboundAuth = NoOutboundAuth | BearerAuth | HeaderAuth | PassthroughAuth | OAuth2AuthorizationCode
 
 
 class Upstream(Base):

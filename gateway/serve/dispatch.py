@@ -19,7 +19,7 @@ from gateway.compiler.validation import FieldError, body_errors
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.logs import logger
 from gateway.oauth.runtime import OAuthRuntime, TokenRefused
-from gateway.plugin import PluginError, PluginRequest, PluginResponse
+from gateway.plugin import PluginError, PluginRequest, PluginResponse, UpstreamNotConnected
 from gateway.runtime import PluginRuntime
 from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
@@ -358,7 +358,9 @@ class Dispatcher:
         target = route.plugin
         assert target is not None
         request_id = context["request_id"]
-        ctx = self.runtime.context(target, route.plugin_clients, request_id)
+        ctx = self.runtime.context(
+            target, route.plugin_clients, request_id, context["auth"].get("user")
+        )
         request = PluginRequest(
             method=scope["method"],
             path=scope["path"],
@@ -376,6 +378,8 @@ class Dispatcher:
             result = await target.handler(ctx, request)
         except PluginError as exc:
             raise Problem(exc.status, "plugin-refused", exc.detail) from None
+        except UpstreamNotConnected as exc:
+            raise not_connected(exc) from None
         except UpstreamError as exc:
             raise Problem(502, "upstream-unreachable", str(exc)) from None
         except Exception as exc:
@@ -418,6 +422,12 @@ class Dispatcher:
         )
         headers = dict(route.static_headers)
         headers["X-Request-ID"] = context["request_id"]
+        connection = self.runtime.connection(route.oauth2, context["auth"].get("user"))
+        if connection is not None:
+            try:
+                headers["Authorization"] = f"Bearer {await connection.access_token()}"
+            except UpstreamNotConnected as exc:
+                raise not_connected(exc) from None
         if route.passthrough_header is not None:
             value = inbound.get(route.passthrough_header.lower())
             if value is not None:
@@ -510,6 +520,12 @@ async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> byt
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def not_connected(exc: UpstreamNotConnected) -> Problem:
+    problem = Problem(401, "upstream-not-connected", exc.detail)
+    problem.headers.append((b"www-authenticate", b'Bearer realm="upstream"'))
+    return problem
 
 
 def _query_values(values: Mapping[str, Any]) -> dict[str, str]:

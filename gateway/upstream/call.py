@@ -8,6 +8,7 @@ UpstreamError; the caller decides how they look to its client.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class UpstreamCaller:
         *,
         retry: RetryPolicy,
         timeout_seconds: float,
-        params: dict[str, str] | None = None,
+        params: Mapping[str, str | Sequence[str]] | None = None,
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
     ) -> UpstreamAnswer:

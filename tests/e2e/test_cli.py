@@ -61,7 +61,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert health["status"] == "ok"
-    assert health["routes"] == 16
+    assert health["routes"] == 21
     assert health["webhooks"]["ids"] == ["intercomEvents", "omiMemoryCreated"]
     assert health["store"] == "memory"
     unconfigured = {item["route"] for item in health["unconfigured"]}
@@ -79,7 +79,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
         'route listModels answers 503: upstream "openai" is not configured: set OPENAI_API_KEY'
         in output
     )
-    assert "serving 16 routes, 2 webhooks, 1 schedules (1 off)" in output
+    assert "serving 21 routes, 2 webhooks, 1 schedules (1 off)" in output
     assert "store: memory (not durable: state is lost on restart and not shared)" in output
     assert TOKEN not in output
 
@@ -117,7 +117,7 @@ def test_routes_table() -> None:
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"ID {2,}METHOD {2}PATH {2,}UPSTREAM {2,}AUTH {2,}STATUS", lines[0])
     assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "bearer", "ok"]
-    assert len(lines) == 1 + 16
+    assert len(lines) == 1 + 21
     # Columns line up: every row starts its METHOD where the header does.
     column = lines[0].index("METHOD")
     assert all(line[column - 2 : column] == "  " for line in lines)

@@ -31,13 +31,17 @@ PUBLIC = (
 
 def test_shipped_config_compiles_without_secrets() -> None:
     snapshot = compile_config(load(REPO, environ={}))
-    assert len(snapshot.routes) == 16
+    assert len(snapshot.routes) == 21
     assert set(snapshot.profiles) == {"ambivo", "support", "openai", "apps", "omi", "gmail"}
     assert snapshot.webhooks["intercomEvents"].unconfigured == (
         'webhook "intercomEvents" is not configured: set GPT_TRAINER_CHATBOT_UUID, '
         "INTERCOM_ADMIN_ID, INTERCOM_CLIENT_SECRET"
     )
     assert snapshot.webhooks["omiMemoryCreated"].unconfigured is None  # OMI signs nothing
+    assert snapshot.unconfigured["listGmailMessages"] == (
+        'upstream "gmail" is not configured: set GOOGLE_CLIENT_ID, GOOGLE_CLIENT_SECRET'
+    )
+    assert snapshot.table.match("GET", "/api/conversations").route.scopes == ("read:memories",)
     (poll,) = snapshot.schedules
     assert (poll.id, poll.every, poll.enabled) == ("pollIntercom", 60.0, False)
     assert snapshot.unconfigured["listModels"] == (

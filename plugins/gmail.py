@@ -1,0 +1,214 @@
+"""Gmail for ChatGPT (routes.d/gmail.yaml): connect once, then read, send and reply.
+
+The `gmail` upstream uses `oauth2_authorization_code`: `ctx.clients["gmail"]` adds the
+connected user's access token to every call (refreshed before expiry, once across
+replicas), and its `connection` starts and completes the connection. Wire facts: the Gmail
+v1 discovery document (messages.list / get with format=metadata|full / send with `raw`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.policy
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from typing import Any
+
+import msgspec
+
+from gateway.plugin import (
+    Context,
+    OAuth2Connection,
+    PluginError,
+    PluginRequest,
+    UpstreamClient,
+    html_to_text,
+)
+
+MESSAGES = "/gmail/v1/users/me/messages"
+LIST_HEADERS = ("From", "Subject", "Date")
+DETAIL_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    upstream: str = "gmail"
+    max_body_chars: int = 20_000
+
+
+def _gmail(ctx: Context) -> UpstreamClient:
+    return ctx.clients[ctx.settings.upstream]
+
+
+def _connection(ctx: Context) -> OAuth2Connection:
+    connection = _gmail(ctx).connection
+    if connection is None:
+        raise PluginError(500, "the gmail upstream must use oauth2_authorization_code")
+    return connection
+
+
+async def _json(client: UpstreamClient, method: str, path: str, **kwargs: Any) -> Any:
+    answer = await client.request(method, path, **kwargs)
+    if answer.status == 404:
+        raise PluginError(404, "Message not found")
+    if not answer.ok:
+        raise PluginError(502, f"Gmail answered {answer.status}")
+    return answer.json()
+
+
+def _headers(message: dict[str, Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for header in (message.get("payload") or {}).get("headers") or []:
+        found.setdefault(header["name"].lower(), header["value"])
+    return found
+
+
+def _decode(data: str) -> str:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8", "replace")
+
+
+def body_text(part: dict[str, Any]) -> str:
+    """The plain text of a message: text/plain parts, else text/html made plain."""
+    plain: list[str] = []
+    html: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        mime = node.get("mimeType", "")
+        data = (node.get("body") or {}).get("data")
+        if data and mime == "text/plain":
+            plain.append(_decode(data))
+        elif data and mime == "text/html":
+            html.append(_decode(data))
+        for child in node.get("parts") or []:
+            walk(child)
+
+    walk(part)
+    if plain:
+        return "\n".join(plain).strip()
+    return "\n".join(html_to_text(text) for text in html).strip()
+
+
+# --- connection ----------------------------------------------------------------------------
+
+
+async def auth_url(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    url = await _connection(ctx).authorization_url()
+    return {"auth_url": url, "message": "Open auth_url in a browser to connect Gmail."}
+
+
+async def auth_callback(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    if request.query.get("error"):
+        raise PluginError(400, f"Google did not connect: {request.query['error']}")
+    code, state = request.query.get("code"), request.query.get("state")
+    if not code or not state:
+        raise PluginError(400, "the callback needs `code` and `state`")
+    user = await _connection(ctx).complete(str(code), str(state))
+    return {"status": "connected", "user": user}
+
+
+async def auth_status(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    return await _connection(ctx).status()
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+async def list_messages(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    gmail = _gmail(ctx)
+    query = {"maxResults": str(request.query.get("max_results") or 10)}
+    if request.query.get("q"):
+        query["q"] = str(request.query["q"])
+    listed = await _json(gmail, "GET", MESSAGES, query=query)
+    ids = [item["id"] for item in listed.get("messages") or []]
+
+    async def summary(message_id: str) -> dict[str, Any]:
+        message = await _json(
+            gmail,
+            "GET",
+            f"{MESSAGES}/{message_id}",
+            query={"format": "metadata", "metadataHeaders": list(LIST_HEADERS)},
+        )
+        headers = _headers(message)
+        return {
+            "id": message["id"],
+            "thread_id": message.get("threadId"),
+            "from": headers.get("from", ""),
+            "subject": headers.get("subject", ""),
+            "date": headers.get("date", ""),
+            "snippet": message.get("snippet", ""),
+        }
+
+    return {"messages": list(await asyncio.gather(*(summary(i) for i in ids)))}
+
+
+async def get_message(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    message_id = str(request.path_params["message_id"])
+    message = await _json(_gmail(ctx), "GET", f"{MESSAGES}/{message_id}", query={"format": "full"})
+    headers = _headers(message)
+    return {
+        "id": message["id"],
+        "thread_id": message.get("threadId"),
+        "headers": {name: headers.get(name.lower(), "") for name in DETAIL_HEADERS},
+        "body": body_text(message.get("payload") or {})[: ctx.settings.max_body_chars],
+        "labels": message.get("labelIds") or [],
+    }
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _raw(message: EmailMessage) -> str:
+    """RFC 2822 bytes as Gmail's `raw`: base64url."""
+    return base64.urlsafe_b64encode(message.as_bytes(policy=email.policy.SMTP)).decode()
+
+
+def _message(to: str, subject: str, body: str, cc: str | None = None) -> EmailMessage:
+    message = EmailMessage()
+    message["To"] = to
+    if cc:
+        message["Cc"] = cc
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain="gateway.local")
+    message.set_content(body)
+    return message
+
+
+async def send(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    body = request.body
+    message = _message(body["to"], body["subject"], body["body"], body.get("cc"))
+    sent = await _json(_gmail(ctx), "POST", f"{MESSAGES}/send", json={"raw": _raw(message)})
+    return {"status": "sent", "id": sent["id"], "thread_id": sent.get("threadId")}
+
+
+async def reply(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    """Reply in the same thread: threadId, In-Reply-To/References, "Re:" subject."""
+    gmail = _gmail(ctx)
+    original = await _json(
+        gmail,
+        "GET",
+        f"{MESSAGES}/{request.body['message_id']}",
+        query={
+            "format": "metadata",
+            "metadataHeaders": ["From", "Reply-To", "Subject", "Message-ID", "References"],
+        },
+    )
+    headers = _headers(original)
+    subject = headers.get("subject", "")
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    to = headers.get("reply-to") or headers.get("from", "")
+    if not parseaddr(to)[1]:
+        raise PluginError(422, "the original message has no sender to reply to")
+    message = _message(to, subject, request.body["body"])
+    original_id = headers.get("message-id")
+    if original_id:
+        message["In-Reply-To"] = original_id
+        message["References"] = f"{headers.get('references', '')} {original_id}".strip()
+    sent = await _json(
+        gmail,
+        "POST",
+        f"{MESSAGES}/send",
+        json={"raw": _raw(message), "threadId": original.get("threadId")},
+    )
+    return {"status": "sent", "id": sent["id"], "thread_id": sent.get("threadId")}
