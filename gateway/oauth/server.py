@@ -27,6 +27,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7636 import CodeChallenge
+from multidict import CIMultiDict
 
 from gateway.oauth.tokens import OAuthTokens, digest
 from gateway.snapshot import OAuthClientSpec, OAuthSpec
@@ -235,7 +236,8 @@ class _FormRequest(OAuth2Request):  # type: ignore[misc]
     def __init__(
         self, method: str, uri: str, values: dict[str, str], headers: Mapping[str, str]
     ) -> None:
-        super().__init__(method=method, uri=uri, headers=dict(headers))
+        # Case-insensitive: authlib looks up "Authorization", servers lower-case names.
+        super().__init__(method=method, uri=uri, headers=CIMultiDict(headers))
         self._values = values
         self.payload = BasicOAuth2Payload(values)
 

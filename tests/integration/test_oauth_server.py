@@ -8,6 +8,7 @@ secret, reused code, reused refresh token, expired token, missing scope.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
+from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from tests.conftest import REDIS_URL, RunningGateway, run_gateway, write_config
 from tests.oauth_client import CALLBACK, authorize, chatgpt
@@ -266,3 +268,58 @@ async def test_an_expired_token_is_refused(tmp_path: Path) -> None:
         status, headers, problem = await call(gw, token["access_token"])
         assert (status, problem["detail"]) == (401, "Token has expired")
         assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+
+
+GENERATED = GATEWAY.replace(
+    "    - {id: chatgpt, client_id: gpt-client, client_secret: gpt-secret-0123456789}",
+    "    - {id: chatgpt}",
+)
+
+
+async def test_a_client_without_credentials_gets_them_generated_once(
+    tmp_path: Path, redis_namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_config(tmp_path, GENERATED, {"r": ROUTES})
+    port = free_port()
+    env = {
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "STORE_URL": REDIS_URL,
+        "STORE_NS": redis_namespace,
+    }
+    async with run_gateway(folder, env, port):
+        pass
+    printed = capsys.readouterr().out
+    client_id = re.search(r"Client ID:\s+(\S+)", printed)
+    secret = re.search(r"Client Secret:\s+(\S+)", printed)
+    assert client_id is not None
+    assert secret is not None
+    assert client_id[1].startswith("chatgpt-")
+    assert f"Authorization URL: http://127.0.0.1:{port}/oauth/authorize" in printed
+    assert "Scope:             read:memories write:notes" in printed
+
+    async with run_gateway(folder, env, port) as gw:  # the same client, not printed again
+        assert "Client Secret" not in capsys.readouterr().out
+        client = AsyncOAuth2Client(
+            client_id=client_id[1],
+            client_secret=secret[1],
+            redirect_uri=CALLBACK,
+            scope="read:memories",
+            code_challenge_method="S256",
+            token_endpoint_auth_method="client_secret_basic",
+        )
+        async with client:
+            verifier = generate_token(48)
+            url, _ = client.create_authorization_url(
+                f"{gw.url}/oauth/authorize", code_verifier=verifier
+            )
+            values = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+            async with gw.http.post(
+                f"{gw.url}/oauth/authorize",
+                data={**values, "username": "bob", "password": "bob-pass-2", "decision": "allow"},
+                allow_redirects=False,
+            ) as answer:
+                callback = answer.headers["Location"]
+            token = await client.fetch_token(
+                f"{gw.url}/oauth/token", authorization_response=callback, code_verifier=verifier
+            )
+        assert (await call(gw, token["access_token"]))[::2] == (200, {"user": "uid_bob"})
