@@ -19,7 +19,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from tests.conftest import REDIS_URL, RunningGateway, run_gateway, write_config
-from tests.oauth_client import CALLBACK, authorize, chatgpt
+from tests.oauth_client import CALLBACK, authorize, chatgpt, token_for
 from tests.upstreams.server import free_port
 
 GATEWAY = """\
@@ -323,3 +323,38 @@ async def test_a_client_without_credentials_gets_them_generated_once(
                 f"{gw.url}/oauth/token", authorization_response=callback, code_verifier=verifier
             )
         assert (await call(gw, token["access_token"]))[::2] == (200, {"user": "uid_bob"})
+
+
+LOGIN_PLUGIN = '''\
+from gateway.plugin import PluginError
+
+
+async def check(ctx, request):
+    """A login step as a plugin: here, password "pw-<name>" opens the account uid_<name>."""
+    name, password = request.body["username"], request.body["password"]
+    if password != f"pw-{name}":
+        raise PluginError(401, "wrong password")
+    return f"uid_{name}"
+'''
+
+
+async def test_the_login_step_can_be_a_plugin(tmp_path: Path) -> None:
+    gateway_yaml = GATEWAY.replace("  users:\n", "  login_handler: login:check\n  users:\n")
+    folder = write_config(tmp_path, gateway_yaml, {"r": ROUTES})
+    (folder / "plugins").mkdir()
+    (folder / "plugins" / "login.py").write_text(LOGIN_PLUGIN)
+    port = free_port()
+    async with run_gateway(folder, {"PUBLIC_URL": f"http://127.0.0.1:{port}"}, port) as gw:
+        token = await token_for(gw, "carol", "pw-carol")
+        assert (await call(gw, token["access_token"]))[::2] == (200, {"user": "uid_carol"})
+        token = await token_for(gw, "alice", "alice-pass-1")  # the user list still works
+        assert (await call(gw, token["access_token"]))[::2] == (200, {"user": "uid_alice"})
+        async with chatgpt(gw) as client:
+            url, _ = client.create_authorization_url(f"{gw.url}/oauth/authorize")
+            values = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+            async with gw.http.post(
+                f"{gw.url}/oauth/authorize",
+                data={**values, "username": "carol", "password": "nope", "decision": "allow"},
+                allow_redirects=False,
+            ) as page:
+                assert page.status == 401
