@@ -26,6 +26,13 @@ def chatgpt(gw: RunningGateway, secret: str = GOOD_SECRET) -> AsyncOAuth2Client:
     )
 
 
+async def consent_form(gw: RunningGateway, url: str) -> dict[str, str]:
+    """The hidden fields of the consent page at ``url`` (the request, and its form token)."""
+    async with gw.http.get(url) as page:
+        assert page.status == 200, await page.text()
+        return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', await page.text()))
+
+
 async def authorize(
     gw: RunningGateway, client: AsyncOAuth2Client, user: str, password: str, verifier: str
 ) -> str:

@@ -95,6 +95,8 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         except OAuth2Error as error:
             # No redirect: the client or its redirect_uri may be the problem.
             return _page(400, values, None, None, f"{error.error}: {error.description or ''}")
+        # A one-time form token: a login form posted from elsewhere (login CSRF) is refused.
+        values["csrf"] = await runtime.form_token()
         return _page(200, values, server, grant.client.spec.id, None)
 
     @post("/oauth/authorize", status_code=302)
@@ -109,6 +111,11 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
         except OAuth2Error as error:
             return _page(400, values, None, None, f"{error.error}: {error.description or ''}")
+        if not await runtime.take_form_token(values.get("csrf", "")):
+            return _page(
+                400, {}, None, None, "This form expired: open the authorization link again."
+            )
+        values["csrf"] = await runtime.form_token()  # for the page shown again on a mistake
         user_id = None
         if values.get("decision") != "deny":
             user_id = await runtime.login(values.get("username", ""), values.get("password", ""))

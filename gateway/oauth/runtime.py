@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +98,21 @@ class OAuthRuntime:
                 "  The secret is not shown again.\n",
                 flush=True,
             )
+
+    async def form_token(self) -> str:
+        """A one-time token for the consent form (10 minutes)."""
+        token = secrets.token_urlsafe(24)
+        await self.tokens.store.set(f"oauth:form:{digest(token)}", b"1", expires_in=600)
+        return token
+
+    async def take_form_token(self, token: str) -> bool:
+        if not token:
+            return False
+        key = f"oauth:form:{digest(token)}"
+        if await self.tokens.store.get(key) is None:
+            return False
+        await self.tokens.store.delete(key)
+        return True
 
     async def login(self, username: str, password: str) -> str | None:
         """The user id for these credentials, or None."""

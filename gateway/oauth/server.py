@@ -126,7 +126,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         server: GatewayAuthorizationServer = self.server
         data = request.payload.data
-        record = {
+        record = {  # what the token exchange must match (the form's own fields are not kept)
             "client_id": request.client.get_client_id(),
             "redirect_uri": request.payload.redirect_uri,
             "scope": request.client.get_allowed_scope(request.payload.scope),

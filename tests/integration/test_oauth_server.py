@@ -19,7 +19,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from tests.conftest import REDIS_URL, RunningGateway, run_gateway, write_config
-from tests.oauth_client import CALLBACK, authorize, chatgpt, token_for
+from tests.oauth_client import CALLBACK, authorize, chatgpt, consent_form, token_for
 from tests.upstreams.server import free_port
 
 GATEWAY = """\
@@ -189,14 +189,27 @@ async def check_flow(gw: RunningGateway) -> None:
     # A wrong password shows the page again (401); Deny redirects with access_denied.
     async with chatgpt(gw) as client:
         url, state = client.create_authorization_url(f"{gw.url}/oauth/authorize")
-        values = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+        values = await consent_form(gw, url)
         async with gw.http.post(
             f"{gw.url}/oauth/authorize",
             data={**values, "username": "alice", "password": "nope", "decision": "allow"},
             allow_redirects=False,
         ) as page:
             assert page.status == 401
-            assert "Wrong username or password." in await page.text()
+            shown_again = await page.text()
+            assert "Wrong username or password." in shown_again
+        # The form token works once; a form posted without one (login CSRF) is refused.
+        for replayed in (values, {k: v for k, v in values.items() if k != "csrf"}):
+            async with gw.http.post(
+                f"{gw.url}/oauth/authorize",
+                data={**replayed, "username": "alice", "password": "alice-pass-1"},
+                allow_redirects=False,
+            ) as page:
+                assert page.status == 400
+                assert "This form expired: open the authorization link again." in (
+                    await page.text()
+                )
+        values = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', shown_again))
         async with gw.http.post(
             f"{gw.url}/oauth/authorize",
             data={**values, "decision": "deny"},
@@ -312,7 +325,7 @@ async def test_a_client_without_credentials_gets_them_generated_once(
             url, _ = client.create_authorization_url(
                 f"{gw.url}/oauth/authorize", code_verifier=verifier
             )
-            values = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+            values = await consent_form(gw, url)
             async with gw.http.post(
                 f"{gw.url}/oauth/authorize",
                 data={**values, "username": "bob", "password": "bob-pass-2", "decision": "allow"},
@@ -351,7 +364,7 @@ async def test_the_login_step_can_be_a_plugin(tmp_path: Path) -> None:
         assert (await call(gw, token["access_token"]))[::2] == (200, {"user": "uid_alice"})
         async with chatgpt(gw) as client:
             url, _ = client.create_authorization_url(f"{gw.url}/oauth/authorize")
-            values = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+            values = await consent_form(gw, url)
             async with gw.http.post(
                 f"{gw.url}/oauth/authorize",
                 data={**values, "username": "carol", "password": "nope", "decision": "allow"},
