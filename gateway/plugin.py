@@ -209,21 +209,9 @@ class UpstreamClient:
             merged.setdefault("Content-Type", "application/json")
         path = path if path.startswith("/") else "/" + path
         params = dict(query) if query else None
-        answer = await self.send(
-            self.settings,
-            method,
-            path,
-            retry=self.retry,
-            timeout_seconds=self.settings.timeout,
-            params=params,
-            headers=merged,
-            data=data,
-        )
-        if answer.status == 401 and self.connection is not None:
-            # Refused before its expiry (revoked, rotated): refresh once, try once more.
-            fresh = await self.connection.access_token(stale=token)
-            merged["Authorization"] = f"Bearer {fresh}"
-            answer = await self.send(
+
+        async def send() -> Any:
+            return await self.send(
                 self.settings,
                 method,
                 path,
@@ -233,6 +221,12 @@ class UpstreamClient:
                 headers=merged,
                 data=data,
             )
+
+        answer = await send()
+        if answer.status == 401 and self.connection is not None:
+            # Refused before its expiry (revoked, rotated): refresh once, try once more.
+            merged["Authorization"] = f"Bearer {await self.connection.access_token(stale=token)}"
+            answer = await send()
         content_type = answer.content_type.decode() if answer.content_type else None
         return UpstreamResponse(answer.status, content_type, answer.body)
 

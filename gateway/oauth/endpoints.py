@@ -83,18 +83,28 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             raise NotFoundException("this gateway has no `oauth:` section")
         return server
 
-    @get("/oauth/authorize")
-    async def authorize_page(request: Request[Any, Any, Any]) -> Response[str]:
-        server = await require_server()
-        values = {key: value for key, value in request.query_params.items()}
+    async def consent(
+        server: GatewayAuthorizationServer, request: Request[Any, Any, Any], values: dict[str, str]
+    ) -> tuple[Any, Any] | Response[str]:
+        """authlib's checked request and grant, or the error page (never a redirect: the
+        client or its redirect_uri may be what is wrong)."""
         oauth_request = form_request(
-            "GET", f"{server.spec.issuer}/oauth/authorize", values, request.headers
+            request.method, f"{server.spec.issuer}/oauth/authorize", values, request.headers
         )
         try:
             grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
         except OAuth2Error as error:
-            # No redirect: the client or its redirect_uri may be the problem.
             return _page(400, values, None, None, f"{error.error}: {error.description or ''}")
+        return oauth_request, grant
+
+    @get("/oauth/authorize")
+    async def authorize_page(request: Request[Any, Any, Any]) -> Response[str]:
+        server = await require_server()
+        values = {key: value for key, value in request.query_params.items()}
+        checked = await consent(server, request, values)
+        if isinstance(checked, Response):
+            return checked
+        _, grant = checked
         # A one-time form token: a login form posted from elsewhere (login CSRF) is refused.
         values["csrf"] = await runtime.form_token()
         return _page(200, values, server, grant.client.spec.id, None)
@@ -104,13 +114,10 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         server = await require_server()
         form = await request.form()
         values = {key: str(value) for key, value in form.items()}
-        oauth_request = form_request(
-            "POST", f"{server.spec.issuer}/oauth/authorize", values, request.headers
-        )
-        try:
-            grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
-        except OAuth2Error as error:
-            return _page(400, values, None, None, f"{error.error}: {error.description or ''}")
+        checked = await consent(server, request, values)
+        if isinstance(checked, Response):
+            return checked
+        oauth_request, grant = checked
         if not await runtime.take_form_token(values.get("csrf", "")):
             return _page(
                 400, {}, None, None, "This form expired: open the authorization link again."

@@ -26,12 +26,14 @@ from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.shaping import cap_json, cap_text
 from gateway.snapshot import CompiledRoute, RouteMatch, Snapshot
 
-__all__ = ["Dispatcher", "Problem", "read_body", "send_response"]
+__all__ = ["TEMPLATE_ERRORS", "Dispatcher", "Problem", "read_body", "send_response"]
 
 Scope = dict[str, Any]
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
 EXCERPT_CHARS = 200
+TEMPLATE_ERRORS = (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError)
+"""What a template can raise on data of an unexpected shape."""
 _decode_json = msgspec.json.decode
 _encode_json = msgspec.json.Encoder().encode
 
@@ -46,10 +48,6 @@ class Problem(Exception):
         self.detail = detail
         self.extra = extra
         self.headers: list[tuple[bytes, bytes]] = []
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def send_response(
@@ -422,8 +420,9 @@ class Dispatcher:
         )
         headers = dict(route.static_headers)
         headers["X-Request-ID"] = context["request_id"]
-        connection = self.runtime.connection(route.oauth2, context["auth"].get("user"))
-        if connection is not None:
+        if route.oauth2 is not None:  # a user's token for this upstream (Gmail)
+            connection = self.runtime.connection(route.oauth2, context["auth"].get("user"))
+            assert connection is not None
             try:
                 headers["Authorization"] = f"Bearer {await connection.access_token()}"
             except UpstreamNotConnected as exc:
@@ -475,7 +474,7 @@ class Dispatcher:
     def _render(route: CompiledRoute, template: Any, context: Mapping[str, Any]) -> Any:
         try:
             return template.render(context)
-        except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        except TEMPLATE_ERRORS as exc:
             raise Problem(
                 502,
                 "template-failed",

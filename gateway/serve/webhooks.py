@@ -12,13 +12,12 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-import jinja2
 import msgspec
 
 from gateway.compiler.validation import FieldError
 from gateway.logs import logger
 from gateway.queue.events import EventQueue, QueuedEvent
-from gateway.serve.dispatch import JSON, Problem, read_body, send_response
+from gateway.serve.dispatch import JSON, TEMPLATE_ERRORS, Problem, read_body, send_response
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.signatures import SignatureRefused, verify_signature
 from gateway.snapshot import CompiledWebhook, Snapshot
@@ -160,7 +159,7 @@ class WebhookReceiver:
 def _render(webhook: CompiledWebhook, template: Any, context: dict[str, Any]) -> Any:
     try:
         return template.render(context)
-    except (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError) as exc:
+    except TEMPLATE_ERRORS as exc:
         # The sender's payload does not have the shape the template expects: its fault.
         raise Problem(
             400,

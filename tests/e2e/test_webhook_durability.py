@@ -84,6 +84,10 @@ def config(tmp_path: Path) -> Path:
     return folder
 
 
+def redis_env(sink: Upstream, namespace: str) -> dict[str, str]:
+    return {**CLEAN_ENV, "STORE_URL": REDIS_URL, "STORE_NS": namespace, "SINK_URL": sink.url}
+
+
 def events(sink: Upstream) -> list[dict[str, object]]:
     return [seen.json() for seen in sink.seen if seen.path == "/events"]
 
@@ -92,12 +96,7 @@ async def test_a_2xx_webhook_survives_kill_9_and_is_processed_once(
     tmp_path: Path, sink: Upstream, redis_namespace: str
 ) -> None:
     folder = config(tmp_path)
-    env = {
-        **CLEAN_ENV,
-        "STORE_URL": REDIS_URL,
-        "STORE_NS": redis_namespace,
-        "SINK_URL": sink.url,
-    }
+    env = redis_env(sink, redis_namespace)
     raw = b'{"id": "order-1", "total": 42}'
     signature = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     async with serving(folder, env, tmp_path / "first.log", killed=True) as (url, pid):
@@ -130,12 +129,7 @@ async def test_dead_letters_are_listed_and_replayed_from_the_cli(
     tmp_path: Path, sink: Upstream, redis_namespace: str
 ) -> None:
     folder = config(tmp_path)
-    env = {
-        **CLEAN_ENV,
-        "STORE_URL": REDIS_URL,
-        "STORE_NS": redis_namespace,
-        "SINK_URL": sink.url,
-    }
+    env = redis_env(sink, redis_namespace)
     async with serving(folder, env, tmp_path / "gateway.log") as (url, _):
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{url}/hooks/fragile", json={"n": 1}) as response:
