@@ -2,11 +2,22 @@
 
 Editors (the YAML language server) use them for completion and checking as you type.
 `gateway schema` writes them; `gateway schema --check` fails when they are out of date.
+
+msgspec describes a property only from a ``Meta(description=...)``; the docstring written
+under a field in model.py (its documentation) is added as the property's ``description``
+here, unless a Meta already gives one (the Meta wins).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import itertools
 import json
+import sys
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +39,7 @@ def config_schemas() -> dict[str, str]:
     schemas = {}
     for name, (struct, title) in _FILES.items():
         schema: dict[str, Any] = msgspec.json.schema(struct, schema_hook=schema_hook)
+        schema = _with_field_docs(schema, struct)
         schema = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": title,
@@ -35,6 +47,119 @@ def config_schemas() -> dict[str, str]:
         }
         schemas[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return schemas
+
+
+def _with_field_docs(schema: dict[str, Any], root: type[msgspec.Struct]) -> dict[str, Any]:
+    """``schema`` with each field docstring as its property's description (Meta ones kept)."""
+    structs = {struct.__name__: struct for struct in _reachable_structs(root)}
+    definitions = {
+        name: _described(definition, _field_docs(structs[name]) if name in structs else {})
+        for name, definition in schema.get("$defs", {}).items()
+    }
+    return {**schema, "$defs": definitions}
+
+
+def _described(definition: dict[str, Any], docs: Mapping[str, str]) -> dict[str, Any]:
+    properties = definition.get("properties")
+    if not properties or not docs:
+        return definition
+    described = {
+        name: {"description": docs[name], **prop} if name in docs else prop
+        for name, prop in properties.items()
+    }
+    return {**definition, "properties": described}
+
+
+def _field_docs(struct: type[msgspec.Struct]) -> dict[str, str]:
+    """Encoded field name -> the docstring written under the field (inherited ones included).
+
+    A tagged Struct's tag field (`type`) is described by the tag and the class summary.
+    """
+    written: dict[str, str] = {}
+    for cls in reversed(struct.__mro__):
+        if issubclass(cls, msgspec.Struct) and cls is not msgspec.Struct:
+            written.update(_attribute_docstrings(cls))
+    docs = {
+        field.encode_name: written[field.name]
+        for field in msgspec.structs.fields(struct)
+        if field.name in written
+    }
+    config = struct.__struct_config__
+    if config.tag_field is not None and config.tag_field not in docs:
+        docs[config.tag_field] = _tag_doc(struct, config.tag)
+    return docs
+
+
+def _tag_doc(struct: type[msgspec.Struct], tag: object) -> str:
+    """The tag field of a union member: its value, and what it stands for (the class summary)."""
+    summary = _unwrapped(struct.__doc__ or "").split("\n\n")[0]
+    return f"`{tag}`: {summary}" if summary else f"`{tag}`"
+
+
+def _unwrapped(docstring: str) -> str:
+    """A docstring as description text: indentation dropped, each paragraph on one line."""
+    paragraphs = inspect.cleandoc(docstring).split("\n\n")
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs)
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """Attribute name -> the string literal statement right after it in the class body."""
+    node = _class_nodes(cls.__module__).get(cls.__qualname__)
+    docs: dict[str, str] = {}
+    body = node.body if node is not None else []
+    for statement, following in itertools.pairwise(body):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.target.id] = _unwrapped(following.value.value)
+    return docs
+
+
+@functools.cache
+def _class_nodes(module: str) -> Mapping[str, ast.ClassDef]:
+    """Qualified name -> class statement, for the classes of ``module`` (parsed once).
+
+    ``inspect.getsource(cls)`` would parse the whole module again for every class.
+    """
+    tree = ast.parse(inspect.getsource(sys.modules[module]))
+    found: dict[str, ast.ClassDef] = {}
+    pending: list[tuple[str, ast.stmt]] = [("", statement) for statement in tree.body]
+    while pending:
+        prefix, statement = pending.pop()
+        if isinstance(statement, ast.ClassDef):
+            name = prefix + statement.name
+            found[name] = statement
+            pending += [(name + ".", inner) for inner in statement.body]
+    return found
+
+
+def _reachable_structs(root: type[msgspec.Struct]) -> list[type[msgspec.Struct]]:
+    """``root`` and every Struct its fields refer to, through unions, lists and dicts."""
+    found: list[type[msgspec.Struct]] = []
+    pending: list[Any] = [root]
+    while pending:
+        type_ = pending.pop()
+        if isinstance(type_, type) and issubclass(type_, msgspec.Struct):
+            if type_ not in found:
+                found.append(type_)
+                pending += [field.type for field in msgspec.structs.fields(type_)]
+        else:
+            pending += _type_arguments(type_)
+    return found
+
+
+def _type_arguments(type_: Any) -> tuple[Any, ...]:
+    """The types inside a generic, union or Annotated type (not metadata, not literals)."""
+    origin = typing.get_origin(type_)
+    if origin is typing.Literal:
+        return ()
+    if origin is typing.Annotated:
+        return typing.get_args(type_)[:1]
+    return typing.get_args(type_)
 
 
 def write_schemas(folder: Path, *, check: bool = False) -> list[Path]:

@@ -189,8 +189,8 @@ def _to_config_error(
     if unknown:
         path = f"{path}.{unknown[1]}"
         return source.error(path, message, at_key=True)
-    if message.startswith("Invalid value") and path.endswith(".type"):
-        message += _valid_tags_hint(source, path)
+    if message.startswith("Invalid value"):
+        message += _valid_tags_hint(root, relative)
     elif message.startswith("Invalid enum value") or "matching regex" in message:
         message = _explain(message, _field_type(root, relative))
     return source.error(path, message)
@@ -243,15 +243,37 @@ def _explain(message: str, type_: Any) -> str:
     return message
 
 
-_TAGS = {
-    "auth": ("api_key", "bearer_passthrough"),
-    "upstream.auth": ("none", "bearer", "header", "passthrough"),
-}
+def _valid_tags_hint(root: Any, relative: str) -> str:
+    """msgspec does not list the valid tags of a union; name them, as the union declares them."""
+    parent, _, field = relative.rpartition(".")
+    tags = _union_tags(_field_type(root, parent), field) if parent else ()
+    if not tags:
+        return ""
+    return f" (expected one of: {', '.join(json.dumps(tag) for tag in tags)})"
 
 
-def _valid_tags_hint(source: SourceFile, path: str) -> str:
-    """msgspec does not list the valid tags of a union; name them."""
-    for suffix, tags in sorted(_TAGS.items(), key=lambda item: -len(item[0])):
-        if re.search(rf"\.{re.escape(suffix)}(\[\d+\])?\.type$", path):
-            return f" (expected one of: {', '.join(json.dumps(tag) for tag in tags)})"
-    return ""
+def _union_tags(type_: Any, tag_field: str) -> tuple[str | int, ...]:
+    """The tags of a union of tagged Structs (declaration order) whose tag is in ``tag_field``.
+
+    Empty when ``type_`` is not such a union; `| None` is ignored.
+    """
+    members = (
+        typing.get_args(type_)
+        if typing.get_origin(type_) in (typing.Union, types.UnionType)
+        else (type_,)
+    )
+    tags: list[str | int] = []
+    for member in members:
+        if member is type(None):
+            continue
+        config = _struct_config(member)
+        if config is None or config.tag is None or config.tag_field != tag_field:
+            return ()
+        tags.append(config.tag)
+    return tuple(tags)
+
+
+def _struct_config(type_: Any) -> msgspec.structs.StructConfig | None:
+    if isinstance(type_, type) and issubclass(type_, msgspec.Struct):
+        return type_.__struct_config__
+    return None

@@ -80,7 +80,7 @@ CASES = [
     pytest.param(
         {"a": "upstream: {name: crm, base_url: 'http://x.test', auth: {type: beare}}\n"},
         [
-            'routes.d/a.yaml:1:63: Invalid value \'beare\' (expected one of: "none", "bearer", "header", "passthrough") - at `$.upstream.auth.type`'
+            'routes.d/a.yaml:1:63: Invalid value \'beare\' (expected one of: "none", "bearer", "header", "passthrough", "oauth2_authorization_code") - at `$.upstream.auth.type`'
         ],
         id="bad-outbound-auth-tag",
     ),
@@ -207,7 +207,7 @@ def test_inbound_auth_tag_lists_valid_types(tmp_path: Path) -> None:
     gateway = "auth:\n  - {id: key, type: apikey, keys: [k]}\n"
     assert errors_of(tmp_path, {}, gateway) == [
         "gateway.yaml:2:21: Invalid value 'apikey' (expected one of: \"api_key\","
-        ' "bearer_passthrough") - at `$.auth[0].type`'
+        ' "bearer_passthrough", "oauth") - at `$.auth[0].type`'
     ]
 
 
