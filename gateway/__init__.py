@@ -6,7 +6,7 @@ snapshot = compile_config(load(Path(".")))
 
 from __future__ import annotations
 
-from gateway.compiler.build import compile_config
+from gateway.compiler import compile_config
 from gateway.config.load import Config, load
 from gateway.errors import ConfigError, ConfigErrors, GatewayError, UpstreamError, UpstreamTimeout
 from gateway.snapshot import CompiledRoute, Snapshot

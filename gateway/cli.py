@@ -20,11 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from gateway.compiler.build import compile_config
+from gateway.compiler import compile_config
 from gateway.config.load import load
 from gateway.diff import diff_snapshots
 from gateway.errors import ConfigErrors
-from gateway.snapshot import Snapshot
+from gateway.snapshot import CompiledRoute, PluginRoute, ProxyRoute, Snapshot
 
 __all__ = ["main"]
 
@@ -96,10 +96,7 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     rows = [("ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS")]
     for route in snapshot.routes:
         auth = route.auth.id if route.auth else "none"
-        upstream = route.upstream_name or ("(static)" if route.static else "-")
-        if route.plugin is not None:
-            upstream = f"{route.plugin.module}:{route.plugin.function}"
-        rows.append((route.id, route.method, route.path, upstream, auth, route.status_text))
+        rows.append((route.id, route.method, route.path, _target(route), auth, route.status_text))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print(
@@ -108,6 +105,15 @@ def _cmd_routes(args: argparse.Namespace) -> int:
             + row[-1]
         )
     return 0
+
+
+def _target(route: CompiledRoute) -> str:
+    """What a route calls, for `gateway routes`."""
+    if isinstance(route, ProxyRoute):
+        return route.upstream.name
+    if isinstance(route, PluginRoute):
+        return route.plugin.name
+    return "(static)"
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -124,8 +130,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_webhooks(args: argparse.Namespace) -> int:
     import asyncio
 
+    from gateway.backend import open_backend
     from gateway.queue.events import dead_letter_summary
-    from gateway.store.backend import open_backend
 
     snapshot = _snapshot_or_exit(args.config_dir)
     if not snapshot.store_url.startswith(("redis://", "rediss://", "unix://")):
@@ -137,7 +143,9 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        backend = open_backend(snapshot.store_url, snapshot.store_namespace)
+        backend = open_backend(
+            snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
+        )
         try:
             if args.action == "dead":
                 for letter in await backend.queue.dead(args.limit):
@@ -155,7 +163,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.serve.run import serve
+    from gateway.run import serve
 
     return serve(args.config_dir, args.host, args.port, watch=not args.no_watch)
 

@@ -1,7 +1,7 @@
-"""THE plugin contract: small Python handlers for logic YAML should not hold.
+"""THE plugin contract: everything a plugin author sees, and nothing else.
 
-A route (later: a webhook or a schedule) names a handler as ``module:function``; the module
-lives in ``plugins/`` next to gateway.yaml::
+A route, webhook or schedule names a handler as ``module:function``; the module lives in
+``plugins/`` next to gateway.yaml (and may import helper modules that sit next to it)::
 
     # plugins/hello.py
     import msgspec
@@ -38,11 +38,17 @@ Rules:
 * ``ctx.locks.acquire(key, ttl)`` is an atomic set-if-absent (a :class:`Lock` or None), and
   ``ctx.limiter.hit(key, limit, per)`` a rate-limit decision; both are shared by replicas
   when the store is Redis.
+* ``ctx.clients[name].request(...)`` calls a declared upstream the way a declared route
+  does: static credentials, the caller's passthrough token or the user's OAuth token (one
+  refresh and one retry when an unexpired token is refused), timeouts and retries.
 * Webhook handlers run from the queue: ``request.event_id`` is stable across retries (use it
   to make side effects idempotent) and ``request.attempt`` counts from 1. Returning means
   done; raising means "retry later" (a :class:`PluginError` with a 4xx status means "never":
   the event goes straight to the dead letters). Schedules get an empty request whose
   ``route`` is the schedule id.
+
+Implementations of the protocols below live in the plugin host (gateway.host); this module
+imports nothing of the gateway but its exceptions and the template filters.
 """
 
 from __future__ import annotations
@@ -50,17 +56,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from litestar.stores.base import Store
 
-from gateway.compiler.templates import html_to_text  # the template filter, for plugins
 from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
-from gateway.oauth.upstream_tokens import NotConnected, UpstreamTokens
-from gateway.snapshot import OAuth2ClientSpec, RetryPolicy, UpstreamSettings
-from gateway.store.locks import Lock, Locks
-from gateway.store.ratelimit import Decision, RateLimiter
+from gateway.filters import html_to_text  # the template filter, for plugins
 
 __all__ = [
     "Context",
@@ -73,6 +75,7 @@ __all__ = [
     "PluginRequest",
     "PluginResponse",
     "RateLimiter",
+    "Store",
     "UpstreamClient",
     "UpstreamError",
     "UpstreamNotConnected",
@@ -81,21 +84,22 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PluginRequest:
     """The validated request: typed query and path values, parsed JSON body."""
 
-    method: str
-    path: str
     route: str
-    query: Mapping[str, Any]
-    path_params: Mapping[str, Any]
-    headers: Mapping[str, str]
-    body: Any
+    """The route's id (a webhook's or schedule's id for those)."""
     request_id: str
-    auth_scheme: str
+    method: str = ""
+    path: str = ""
+    query: Mapping[str, Any] = field(default_factory=dict)
+    path_params: Mapping[str, Any] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    auth_scheme: str = "none"
     user: str | None = None
-    """Whose data this is: the user an api key maps to (later: the OAuth token's subject)."""
+    """Whose data this is: the user an api key or an OAuth token stands for."""
     event_id: str | None = None
     """Webhooks: the event's id, the same on every attempt and replay."""
     attempt: int = 1
@@ -121,8 +125,19 @@ class PluginError(Exception):
         self.detail = detail
 
 
+class UpstreamNotConnected(Exception):
+    """An `oauth2_authorization_code` upstream has no usable token for this user: a 401
+    telling them to (re)connect (raised by UpstreamClient.request; let it propagate)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
+    """An upstream's answer, read whole."""
+
     status: int
     headers_content_type: str | None
     body: bytes
@@ -135,58 +150,28 @@ class UpstreamResponse:
         return 200 <= self.status < 300
 
 
-Sender = Callable[..., Awaitable[Any]]
-
-
-class UpstreamNotConnected(Exception):
-    """An `oauth2_authorization_code` upstream has no usable token for this user: a 401
-    telling them to (re)connect (raised by UpstreamClient.request; let it propagate)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-class OAuth2Connection:
-    """A user's connection to an `oauth2_authorization_code` upstream."""
-
-    def __init__(self, spec: OAuth2ClientSpec, tokens: UpstreamTokens, user: str) -> None:
-        self.spec = spec
-        self.tokens = tokens
-        self.user = user
+class OAuth2Connection(Protocol):
+    """A user's connection to an `oauth2_authorization_code` upstream (Gmail)."""
 
     async def authorization_url(self) -> str:
         """Where this user goes to connect (the provider's consent page)."""
-        return await self.tokens.authorization_url(self.spec, self.user)
+        ...
 
     async def complete(self, code: str, state: str) -> str:
-        """The callback: exchange ``code``; returns the user who connected."""
-        try:
-            return await self.tokens.complete(self.spec, code, state)
-        except NotConnected as exc:
-            raise PluginError(400, exc.detail) from None
+        """The callback: exchange ``code``; returns the user who connected (PluginError 400
+        for an unknown state or a refused code)."""
+        ...
 
-    async def status(self) -> dict[str, Any]:
-        return await self.tokens.status(self.spec, self.user)
-
-    async def access_token(self, stale: str | None = None) -> str:
-        try:
-            return await self.tokens.access_token(self.spec, self.user, stale)
-        except NotConnected as exc:
-            raise UpstreamNotConnected(exc.detail) from None
+    async def status(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamClient:
-    """A declared upstream, with its auth headers, timeout and retries already applied."""
+class UpstreamClient(Protocol):
+    """A declared upstream, with its auth, timeout and retries already applied."""
 
-    settings: UpstreamSettings
-    static_headers: Mapping[str, str]
-    retry: RetryPolicy
-    send: Sender
-    request_id: str
-    connection: OAuth2Connection | None = None
-    """For `oauth2_authorization_code` upstreams: the user's token is added to each call."""
+    @property
+    def connection(self) -> OAuth2Connection | None:
+        """For `oauth2_authorization_code` upstreams: the user's connection."""
+        ...
 
     async def request(
         self,
@@ -198,37 +183,36 @@ class UpstreamClient:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        """Call the upstream; raises UpstreamError when it cannot be reached in time."""
-        merged = {**self.static_headers, "X-Request-ID": self.request_id, **(headers or {})}
-        token = None
-        if self.connection is not None:
-            token = await self.connection.access_token()
-            merged["Authorization"] = f"Bearer {token}"
-        if json is not None:
-            data = msgspec.json.encode(json)
-            merged.setdefault("Content-Type", "application/json")
-        path = path if path.startswith("/") else "/" + path
-        params = dict(query) if query else None
+        """Call the upstream; UpstreamError when it cannot be reached in time,
+        UpstreamNotConnected when the user must (re)connect."""
+        ...
 
-        async def send() -> Any:
-            return await self.send(
-                self.settings,
-                method,
-                path,
-                retry=self.retry,
-                timeout_seconds=self.settings.timeout,
-                params=params,
-                headers=merged,
-                data=data,
-            )
 
-        answer = await send()
-        if answer.status == 401 and self.connection is not None:
-            # Refused before its expiry (revoked, rotated): refresh once, try once more.
-            merged["Authorization"] = f"Bearer {await self.connection.access_token(stale=token)}"
-            answer = await send()
-        content_type = answer.content_type.decode() if answer.content_type else None
-        return UpstreamResponse(answer.status, content_type, answer.body)
+class Lock(Protocol):
+    async def release(self) -> None: ...
+
+
+class Locks(Protocol):
+    async def acquire(self, key: str, ttl: float) -> Lock | None:
+        """The lock on ``key`` for ``ttl`` seconds, or None when someone holds it."""
+        ...
+
+
+class Decision(Protocol):
+    """Allowed or not; requests left; seconds until one is allowed / the budget is full."""
+
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def retry_after(self) -> float: ...
+    @property
+    def reset_after(self) -> float: ...
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, limit: int, period: float) -> Decision: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +220,7 @@ class Context:
     """What a handler gets besides the request."""
 
     settings: Any
+    """The module's ``Settings`` Struct, decoded from the YAML `settings:` (or None)."""
     clients: Mapping[str, UpstreamClient]
     store: Store
     """Litestar's async key-value store API (get/set/delete/expires_in); in memory by default."""

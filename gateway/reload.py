@@ -18,7 +18,7 @@ from pathlib import Path
 
 import watchfiles
 
-from gateway.compiler.build import compile_config
+from gateway.compiler import compile_config
 from gateway.config.load import GATEWAY_FILE, PLUGINS_DIR, ROUTES_DIR, SCHEMAS_DIR, load
 from gateway.diff import SnapshotDiff, diff_snapshots
 from gateway.errors import ConfigErrors

@@ -1,4 +1,4 @@
-"""`gateway serve`: load, compile, and serve with uvicorn (uvloop + httptools)."""
+"""`gateway serve`: boot (gateway.boot), then serve with uvicorn (uvloop + httptools)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,10 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway.compiler.build import compile_config
-from gateway.config.load import load
+from gateway.boot import boot
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
-from gateway.serve.app import GatewayState, build_app
-from gateway.serve.switch import Switch
-from gateway.store.backend import open_backend
-from gateway.upstream.clients import ClientPool
 
 __all__ = ["serve"]
 
@@ -28,28 +23,21 @@ __all__ = ["serve"]
 def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
     configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
     try:
-        snapshot = compile_config(load(config_dir))
+        booted = boot(config_dir, watch=watch)
     except ConfigErrors as exc:
         for error in exc.errors:
             logger.error("%s", error)
         logger.error("not starting: %d configuration error(s) in %s", len(exc.errors), config_dir)
         return 1
-    backend = open_backend(
-        snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
-    )
-    if backend.durable:
-        logger.info("store: %s (namespace %s)", backend.kind, snapshot.store_namespace)
+    snapshot, state = booted.snapshot, booted.state
+    if state.backend.durable:
+        logger.info("store: %s (namespace %s)", state.backend.kind, snapshot.store_namespace)
     else:
         logger.warning("store: memory (not durable: state is lost on restart and not shared)")
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
-    state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
-    state.reloader = Reloader(
-        config_dir, current=lambda: state.switch.current, swap=state.swap, watch_files=watch
-    )
-    app = build_app(state)
     config = uvicorn.Config(
-        app,
+        booted.app,
         host=host,
         port=port,
         loop="uvloop",
@@ -76,7 +64,7 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         port,
     )
     # run(), not asyncio.run(serve()): run() builds the loop from `loop="uvloop"`.
-    _Server(config, state.reloader).run()
+    _Server(config, booted.reloader).run()
     return 0
 
 

@@ -11,13 +11,8 @@ import aiohttp
 import pytest
 import uvicorn
 
-from gateway.compiler.build import compile_config
-from gateway.config.load import load
-from gateway.reload import Reloader
-from gateway.serve.app import GatewayState, build_app
-from gateway.serve.switch import Switch
-from gateway.store.backend import open_backend
-from gateway.upstream.clients import ClientPool
+from gateway.boot import boot
+from gateway.serve.app import GatewayState
 from tests.upstreams.ambivo import ambivo_app
 from tests.upstreams.server import Upstream, free_port, serve_upstream
 
@@ -36,21 +31,12 @@ async def run_gateway(
     config_dir: Path, environ: Mapping[str, str], port: int | None = None
 ) -> AsyncIterator[RunningGateway]:
     """The real ASGI app under uvicorn on a free loopback port (or on ``port``)."""
-    snapshot = compile_config(load(config_dir, environ=environ))
-    backend = open_backend(
-        snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
-    )
-    state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
-    state.reloader = Reloader(
-        config_dir,
-        current=lambda: state.switch.current,
-        swap=state.swap,
-        environ=environ,
-        watch_files=False,  # tests call reload() themselves; the watcher has its e2e test
-    )
+    # The watcher is off: tests call reload() themselves; the watcher has its e2e test.
+    booted = boot(config_dir, environ=environ, watch=False)
+    state = booted.state
     port = port or free_port()
     config = uvicorn.Config(
-        build_app(state),
+        booted.app,
         host="127.0.0.1",
         port=port,
         lifespan="on",

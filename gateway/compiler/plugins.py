@@ -20,27 +20,32 @@ import msgspec
 
 from gateway.config.fields import dec_hook
 from gateway.config.load import PLUGINS_DIR
-from gateway.plugin import Handler
+from gateway.snapshot import PluginTarget
 
-__all__ = ["PluginTarget", "resolve_handler"]
+__all__ = ["HandlerProblem", "resolve_handler"]
 
 _MODULES: dict[str, ModuleType] = {}  # content hash -> imported module
 
 
-@dataclass(frozen=True)
-class PluginTarget:
-    module: str
-    function: str
-    handler: Handler
-    settings: Any
+@dataclass(frozen=True, slots=True)
+class HandlerProblem:
+    """Why a `module:function` cannot be used; ``field`` is `handler` or `settings`."""
+
+    field: str
+    message: str
+    unsettled: PluginTarget | None = None
+    """For a `settings` problem: the handler itself (settings None), usable once the
+    settings are fixed (an item whose settings lack a variable answers 503 meanwhile)."""
 
 
-def resolve_handler(config_dir: Path, ref: str, settings: dict[str, Any]) -> PluginTarget | str:
-    """The checked handler and its decoded settings, or the message saying what is wrong."""
+def resolve_handler(
+    config_dir: Path, ref: str, settings: dict[str, Any]
+) -> PluginTarget | HandlerProblem:
+    """The checked handler and its decoded settings, or the problem saying what is wrong."""
     module_name, _, function_name = ref.partition(":")
     module = _import(config_dir, module_name)
     if isinstance(module, str):
-        return module
+        return HandlerProblem("handler", module)
     function = getattr(module, function_name, None)
     if function is None:
         defined = sorted(
@@ -49,18 +54,27 @@ def resolve_handler(config_dir: Path, ref: str, settings: dict[str, Any]) -> Plu
             if inspect.iscoroutinefunction(value) and not name.startswith("_")
         )
         listed = ", ".join(defined) or "none"
-        return f"plugin handler `{ref}` does not exist (plugins/{module_name}.py defines: {listed})"
+        return HandlerProblem(
+            "handler",
+            f"plugin handler `{ref}` does not exist (plugins/{module_name}.py defines: {listed})",
+        )
     if not inspect.iscoroutinefunction(function) or len(_positional(function)) != 2:
-        return f"plugin handler `{ref}` must be `async def {function_name}(ctx, request)`"
+        return HandlerProblem(
+            "handler", f"plugin handler `{ref}` must be `async def {function_name}(ctx, request)`"
+        )
+    unsettled = PluginTarget(module_name, function_name, function, None)
     settings_type = getattr(module, "Settings", None)
     if settings_type is None:
         if settings:
-            return f"plugin `{module_name}` takes no settings (it declares no `Settings` Struct)"
-        return PluginTarget(module_name, function_name, function, None)
+            return HandlerProblem(
+                "settings",
+                f"plugin `{module_name}` takes no settings (it declares no `Settings` Struct)",
+            )
+        return unsettled
     try:
         decoded = msgspec.convert(settings, settings_type, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        return f"settings of plugin `{module_name}`: {exc}"
+        return HandlerProblem("settings", f"settings of plugin `{module_name}`: {exc}", unsettled)
     return PluginTarget(module_name, function_name, function, decoded)
 
 

@@ -1,4 +1,5 @@
-"""What every plugin call is given, built in one place for routes, webhooks and schedules."""
+"""What every plugin call is given, built in one place for routes, webhooks, schedules and
+the login step."""
 
 from __future__ import annotations
 
@@ -6,44 +7,44 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.compiler.plugins import PluginTarget
-from gateway.oauth.upstream_tokens import UpstreamTokens
-from gateway.plugin import Context, OAuth2Connection, UpstreamClient
-from gateway.snapshot import OAuth2ClientSpec, PluginUpstream
-from gateway.store.backend import Backend
-from gateway.upstream.call import UpstreamCaller
+from gateway.host.clients import PluginClient
+from gateway.plugin import Context
+from gateway.snapshot import OAuth2ClientSpec, PluginTarget, UpstreamBinding
+from gateway.store.backend import StoreBackend
+from gateway.upstream.auth import DEFAULT_USER, Caller
+from gateway.upstream.outbound import Upstreams
+from gateway.upstream.tokens import UserConnection
 
-__all__ = ["PluginRuntime"]
+__all__ = ["PluginHost"]
 
 
-class PluginRuntime:
-    """One per process: the upstream caller, the store and each plugin's ``state``."""
+class PluginHost:
+    """One per process: the upstreams, the store and each plugin module's ``state``."""
 
-    def __init__(self, caller: UpstreamCaller, backend: Backend) -> None:
-        self.caller = caller
+    def __init__(self, upstreams: Upstreams, backend: StoreBackend) -> None:
+        self.upstreams = upstreams
         self.backend = backend
-        self.upstream_tokens = UpstreamTokens(backend.store, backend.locks)
         self.state: dict[str, dict[str, Any]] = {}
         """Per plugin module, kept for the life of the process (across reloads)."""
 
     def context(
         self,
         target: PluginTarget,
-        upstreams: Mapping[str, PluginUpstream],
+        bindings: Mapping[str, UpstreamBinding],
         request_id: str,
-        user: str | None = None,
+        caller: Caller | None = None,
     ) -> Context:
-        """``user``: whose upstream connections the clients use (default: `default`)."""
+        """``caller``: on whose behalf the clients call (default: nobody: the operator)."""
+        caller = caller or Caller()
         clients = {
-            name: UpstreamClient(
-                up.settings,
-                up.static_headers,
-                up.retry,
-                self.caller.send,
+            name: PluginClient(
+                binding,
+                self.upstreams,
+                caller,
                 request_id,
-                self.connection(up.oauth2, user),
+                self._connection(binding, caller.user),
             )
-            for name, up in upstreams.items()
+            for name, binding in bindings.items()
         }
         return Context(
             settings=target.settings,
@@ -56,9 +57,7 @@ class PluginRuntime:
             limiter=self.backend.limiter,
         )
 
-    def connection(
-        self, spec: OAuth2ClientSpec | None, user: str | None
-    ) -> OAuth2Connection | None:
-        if spec is None:
+    def _connection(self, binding: UpstreamBinding, user: str | None) -> UserConnection | None:
+        if not isinstance(binding.auth, OAuth2ClientSpec):
             return None
-        return OAuth2Connection(spec, self.upstream_tokens, user or "default")
+        return UserConnection(binding.auth, self.upstreams.tokens, user or DEFAULT_USER)

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.host.invoke import Returned, invoke
+from gateway.host.runtime import PluginHost
 from gateway.logs import logger
 from gateway.oauth.server import Client, GatewayAuthorizationServer
 from gateway.oauth.tokens import OAuthTokens, digest
-from gateway.plugin import PluginError, PluginRequest
-from gateway.runtime import PluginRuntime
+from gateway.plugin import PluginRequest
 from gateway.snapshot import OAuthSpec, Snapshot
 
 __all__ = ["OAuthRuntime", "TokenGrant", "TokenRefused"]
@@ -43,10 +44,10 @@ class TokenGrant:
 
 
 class OAuthRuntime:
-    def __init__(self, plugins: PluginRuntime, current: Callable[[], Snapshot]) -> None:
-        backend = plugins.backend
+    def __init__(self, host: PluginHost, current: Callable[[], Snapshot]) -> None:
+        backend = host.backend
         self.tokens = OAuthTokens(backend.store, backend.locks)
-        self.plugins = plugins
+        self.host = host
         self.current = current
         self._server: tuple[OAuthSpec, GatewayAuthorizationServer] | None = None
         self._lock = asyncio.Lock()
@@ -126,23 +127,18 @@ class OAuthRuntime:
             return None
         if spec.login is None:
             return None
-        ctx = self.plugins.context(spec.login, {}, "oauth-login")
+        ctx = self.host.context(spec.login, {}, "oauth-login")
         request = PluginRequest(
             method="POST",
             path="/oauth/authorize",
             route="oauth-login",
-            query={},
-            path_params={},
-            headers={},
             body={"username": username, "password": password},
             request_id="oauth-login",
-            auth_scheme="none",
         )
-        try:
-            user_id = await spec.login.handler(ctx, request)
-        except PluginError:
-            return None
-        return str(user_id) if user_id else None
+        outcome = await invoke(spec.login, ctx, request)
+        if not isinstance(outcome, Returned) or not outcome.value:
+            return None  # refused or failed: nobody logs in
+        return str(outcome.value)
 
     async def verify(self, token: str, scopes: tuple[str, ...]) -> TokenGrant:
         """The grant behind ``token`` if it is valid, unexpired and has ``scopes``."""

@@ -14,7 +14,7 @@ __all__ = ["MemoryQueue"]
 class MemoryQueue:
     kind = "memory"
 
-    def __init__(self, dead_letters: int = 10_000) -> None:
+    def __init__(self, dead_letters: int) -> None:
         self._ready: asyncio.Queue[QueuedEvent] = asyncio.Queue()
         self._delayed: set[asyncio.TimerHandle] = set()
         self._unfinished = 0  # queued, being handled or waiting to retry

@@ -61,7 +61,7 @@ return #due
 class RedisQueue:
     kind = "redis"
 
-    def __init__(self, redis: Redis, namespace: str, dead_letters: int = 10_000) -> None:
+    def __init__(self, redis: Redis, namespace: str, dead_letters: int) -> None:
         self.redis = redis
         self.stream = f"{namespace}:wq"
         self.delayed = f"{namespace}:wq:delayed"

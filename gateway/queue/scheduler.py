@@ -11,9 +11,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from gateway.host.invoke import Crashed, Refused, invoke
+from gateway.host.runtime import PluginHost
 from gateway.logs import REQUEST_ID, logger
 from gateway.plugin import PluginRequest
-from gateway.runtime import PluginRuntime
 from gateway.snapshot import CompiledSchedule, Snapshot
 from gateway.store.locks import Locks
 
@@ -23,10 +24,8 @@ TICK = 1.0
 
 
 class Scheduler:
-    def __init__(
-        self, runtime: PluginRuntime, locks: Locks, current: Callable[[], Snapshot]
-    ) -> None:
-        self.runtime = runtime
+    def __init__(self, host: PluginHost, locks: Locks, current: Callable[[], Snapshot]) -> None:
+        self.host = host
         self.locks = locks
         self.current = current
         self.runs: dict[str, int] = {}
@@ -78,30 +77,22 @@ class Scheduler:
         return forget
 
     async def _run(self, schedule: CompiledSchedule) -> None:
-        assert schedule.plugin is not None
+        target = schedule.plugin
+        if target is None:  # unconfigured: tick() does not start it
+            return
         request_id = f"schedule-{schedule.id}-{int(time.time())}"
         token = REQUEST_ID.set(request_id)
-        request = PluginRequest(
-            method="SCHEDULE",
-            path="",
-            route=schedule.id,
-            query={},
-            path_params={},
-            headers={},
-            body=None,
-            request_id=request_id,
-            auth_scheme="none",
-        )
-        ctx = self.runtime.context(schedule.plugin, schedule.plugin_clients, request_id)
+        request = PluginRequest(route=schedule.id, request_id=request_id, method="SCHEDULE")
+        ctx = self.host.context(target, schedule.clients, request_id)
         started = time.perf_counter()
         try:
-            await schedule.plugin.handler(ctx, request)
-        except Exception:
-            logger.exception("schedule %s failed", schedule.id)
-        else:
-            logger.info(
-                "schedule %s ran in %.0fms", schedule.id, (time.perf_counter() - started) * 1000
-            )
+            outcome = await invoke(target, ctx, request)
+            if isinstance(outcome, Refused | Crashed):
+                detail = outcome.detail if isinstance(outcome, Refused) else outcome.error
+                logger.error("schedule %s failed: %s", schedule.id, detail)
+            else:
+                elapsed = (time.perf_counter() - started) * 1000
+                logger.info("schedule %s ran in %.0fms", schedule.id, elapsed)
         finally:
             self.runs[schedule.id] = self.runs.get(schedule.id, 0) + 1
             REQUEST_ID.reset(token)

@@ -15,10 +15,11 @@ from typing import Any
 
 import msgspec
 
+from gateway.host.invoke import Crashed, Refused, invoke
+from gateway.host.runtime import PluginHost
 from gateway.logs import REQUEST_ID, logger
-from gateway.plugin import PluginError, PluginRequest
+from gateway.plugin import PluginRequest
 from gateway.queue.events import Delivery, EventQueue
-from gateway.runtime import PluginRuntime
 from gateway.snapshot import Snapshot
 
 __all__ = ["Worker"]
@@ -28,10 +29,10 @@ PROMOTE_EVERY = 0.5
 
 class Worker:
     def __init__(
-        self, queue: EventQueue, runtime: PluginRuntime, current: Callable[[], Snapshot]
+        self, queue: EventQueue, host: PluginHost, current: Callable[[], Snapshot]
     ) -> None:
         self.queue = queue
-        self.runtime = runtime
+        self.host = host
         self.current = current
         self.in_flight: dict[str, Delivery] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -181,7 +182,6 @@ class Worker:
             path=webhook.path,
             route=webhook.id,
             query=event.query,
-            path_params={},
             headers=event.headers,
             body=body,
             request_id=event.request_id,
@@ -189,19 +189,13 @@ class Worker:
             event_id=event.id,
             attempt=event.attempt,
         )
-        target = webhook.plugin
-        ctx = self.runtime.context(target, webhook.plugin_clients, event.request_id)
-        try:
-            await target.handler(ctx, request)
-        except PluginError as exc:
-            return snapshot.redact(f"{exc.status}: {exc.detail}"), exc.status < 500
-        except Exception as exc:
-            logger.warning(
-                "webhook %s: handler %s:%s raised",
-                webhook.id,
-                target.module,
-                target.function,
-                exc_info=True,
-            )
-            return snapshot.redact(f"{type(exc).__name__}: {exc}"), False
+        ctx = self.host.context(webhook.plugin, webhook.clients, event.request_id)
+        outcome = await invoke(webhook.plugin, ctx, request)
+        if isinstance(outcome, Refused):
+            # Only a handler's own 4xx means "never"; an upstream away or a user not
+            # connected yet may pass: retry.
+            permanent = outcome.slug == "plugin-refused" and outcome.status < 500
+            return snapshot.redact(f"{outcome.status}: {outcome.detail}"), permanent
+        if isinstance(outcome, Crashed):
+            return snapshot.redact(outcome.error), False
         return None

@@ -24,6 +24,8 @@ from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from gateway.backend import Backend
+from gateway.host.runtime import PluginHost
 from gateway.logs import REQUEST_ID, logger
 from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
@@ -31,17 +33,18 @@ from gateway.queue.events import dead_letter_summary
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.worker import Worker
 from gateway.reload import Reloader, ReloadOutcome
-from gateway.runtime import PluginRuntime
+from gateway.serve.answers import send_response
 from gateway.serve.cors import preflight_headers, response_headers
-from gateway.serve.dispatch import Dispatcher, send_response
+from gateway.serve.dispatch import Dispatcher
 from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.switch import Switch
 from gateway.serve.webhooks import WebhookReceiver
 from gateway.snapshot import Snapshot
-from gateway.store.backend import Backend, open_backend
 from gateway.upstream.call import UpstreamCaller
 from gateway.upstream.clients import ClientPool
+from gateway.upstream.outbound import Upstreams
+from gateway.upstream.tokens import UpstreamTokens
 
 __all__ = ["GatewayApp", "GatewayState", "build_app"]
 
@@ -56,7 +59,7 @@ class GatewayState:
 
     switch: Switch
     pool: ClientPool
-    backend: Backend = field(default_factory=lambda: open_backend("memory://", "gateway"))
+    backend: Backend
     reloader: Reloader | None = None
     started_at: float = field(default_factory=time.time)
     worker: Worker | None = None
@@ -65,11 +68,9 @@ class GatewayState:
     def swap(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
         previous = self.switch.swap(snapshot)
-        if (snapshot.store_url, snapshot.store_namespace) != (
-            previous.store_url,
-            previous.store_namespace,
-        ):
-            logger.warning("store settings changed: they take effect at the next restart")
+        changed = snapshot.startup.changed(previous.startup)
+        if changed:
+            logger.warning("%s changed: read at start only, restart to apply", ", ".join(changed))
         retired = self.pool.retain(snapshot.upstreams.values())
         if retired:
             logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
@@ -81,12 +82,12 @@ class GatewayApp:
     def __init__(
         self,
         state: GatewayState,
-        runtime: PluginRuntime,
+        host: PluginHost,
         oauth: OAuthRuntime,
         fallback: ASGIApp,
     ) -> None:
         self.state = state
-        self.dispatcher = Dispatcher(runtime, oauth)
+        self.dispatcher = Dispatcher(host, state.backend.limiter, oauth)
         self.webhooks = WebhookReceiver(state.backend.queue)
         self.fallback = fallback
 
@@ -190,12 +191,14 @@ def build_app(state: GatewayState) -> GatewayApp:
 
     Its lifespan also runs the webhook worker and the scheduler of this process.
     """
-    runtime = PluginRuntime(UpstreamCaller(state.pool), state.backend)
+    backend = state.backend
+    tokens = UpstreamTokens(backend.store, backend.locks)
+    host = PluginHost(Upstreams(UpstreamCaller(state.pool), tokens), backend.stores)
     current = state.switch.get
-    state.worker = Worker(state.backend.queue, runtime, current)
-    state.scheduler = Scheduler(runtime, state.backend.locks, current)
-    oauth = OAuthRuntime(runtime, current)
-    return GatewayApp(state, runtime, oauth, cast(ASGIApp, _litestar(state, oauth)))
+    state.worker = Worker(backend.queue, host, current)
+    state.scheduler = Scheduler(host, backend.locks, current)
+    oauth = OAuthRuntime(host, current)
+    return GatewayApp(state, host, oauth, cast(ASGIApp, _litestar(state, oauth)))
 
 
 def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:

@@ -14,13 +14,13 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from gateway.compiler.validation import FieldError
 from gateway.logs import logger
 from gateway.queue.events import EventQueue, QueuedEvent
-from gateway.serve.dispatch import JSON, TEMPLATE_ERRORS, Problem, read_body, send_response
+from gateway.serve.answers import JSON, Problem, read_body, send_response
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.signatures import SignatureRefused, verify_signature
-from gateway.snapshot import CompiledWebhook, Snapshot
+from gateway.snapshot import CompiledTemplate, CompiledWebhook, FieldError, Snapshot
+from gateway.snapshot.templates import TEMPLATE_ERRORS
 
 __all__ = ["WebhookReceiver"]
 
@@ -115,8 +115,8 @@ class WebhookReceiver:
 
         context = {"body": body, "query": typed_query, "headers": headers}
         if webhook.ping_when is not None and _render(webhook, webhook.ping_when, context):
-            assert webhook.ping_body is not None
-            return 200, _encode(_render(webhook, webhook.ping_body, context))
+            ping = _render(webhook, webhook.ping_body, context) if webhook.ping_body else None
+            return 200, _encode(ping)
 
         dedupe_key = None
         if webhook.dedupe_key is not None:
@@ -156,7 +156,7 @@ class WebhookReceiver:
         return webhook.response_status, _encode(answer)
 
 
-def _render(webhook: CompiledWebhook, template: Any, context: dict[str, Any]) -> Any:
+def _render(webhook: CompiledWebhook, template: CompiledTemplate, context: dict[str, Any]) -> Any:
     try:
         return template.render(context)
     except TEMPLATE_ERRORS as exc:

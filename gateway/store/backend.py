@@ -1,9 +1,9 @@
-"""Build the store and rate limiter that `store.url` in gateway.yaml names.
+"""Open the store, rate limiter and locks that `store.url` in gateway.yaml names.
 
-``memory://`` (the default): Litestar's MemoryStore, an in-process limiter, locks and webhook
-queue; not durable, not shared, and the gateway says so at start. ``redis://host:port/db``:
-Litestar's RedisStore, the Lua rate limiter, locks and the Streams queue on one redis-py
-pool, shared by every replica.
+``memory://`` (the default): Litestar's MemoryStore, an in-process limiter and locks; not
+durable, not shared, and the gateway says so at start. ``redis://host:port/db``: Litestar's
+RedisStore, the Lua rate limiter and locks on one redis-py pool, shared by every replica.
+(The webhook queue is opened on the same connection by gateway.queue.backend.)
 """
 
 from __future__ import annotations
@@ -15,24 +15,21 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from gateway.queue.events import EventQueue
-from gateway.queue.memory import MemoryQueue
-from gateway.queue.redis import RedisQueue
 from gateway.store.locks import Locks, MemoryLocks, RedisLocks
 from gateway.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
-__all__ = ["Backend", "open_backend"]
+__all__ = ["StoreBackend", "open_store"]
 
 REDIS_CONNECTIONS = 64
 
 
 @dataclass
-class Backend:
+class StoreBackend:
     kind: str
+    namespace: str
     store: Store
     limiter: RateLimiter
     locks: Locks
-    queue: EventQueue
     redis: Redis | None = None
 
     @property
@@ -44,11 +41,9 @@ class Backend:
             await self.redis.aclose()
 
 
-def open_backend(url: str, namespace: str, dead_letters: int = 10_000) -> Backend:
+def open_store(url: str, namespace: str) -> StoreBackend:
     if url.startswith("memory:"):
-        return Backend(
-            "memory", MemoryStore(), MemoryRateLimiter(), MemoryLocks(), MemoryQueue(dead_letters)
-        )
+        return StoreBackend("memory", namespace, MemoryStore(), MemoryRateLimiter(), MemoryLocks())
     # Blocking pool: a burst waits for a free connection instead of failing the request.
     # Socket timeouts bound every call (the queue's blocking reads wait 1 s at most), so a
     # Redis that stops answering fails requests instead of hanging them.
@@ -60,12 +55,11 @@ def open_backend(url: str, namespace: str, dead_letters: int = 10_000) -> Backen
         socket_connect_timeout=5,
     )
     redis = Redis.from_pool(pool)  # the client owns the pool and closes it
-    store = RedisStore(redis, namespace=namespace)
-    return Backend(
+    return StoreBackend(
         "redis",
-        store,
+        namespace,
+        RedisStore(redis, namespace=namespace),
         RedisRateLimiter(redis, namespace),
         RedisLocks(redis, namespace),
-        RedisQueue(redis, namespace, dead_letters),
         redis,
     )

@@ -19,21 +19,14 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from litestar.stores.base import Store
 
+from gateway.plugin import PluginError, UpstreamNotConnected
 from gateway.snapshot import OAuth2ClientSpec
 from gateway.store.locks import Locks
 
-__all__ = ["NotConnected", "UpstreamTokens"]
+__all__ = ["UpstreamTokens", "UserConnection"]
 
 STATE_TTL = 600
 WAIT_FOR_REFRESH = 15.0
-
-
-class NotConnected(Exception):
-    """No usable token for this user: they must (re)connect at the authorization URL."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class UpstreamTokens:
@@ -76,21 +69,22 @@ class UpstreamTokens:
         return str(url)
 
     async def complete(self, spec: OAuth2ClientSpec, code: str, state: str) -> str:
-        """Exchange the callback's code; returns the user who connected."""
+        """Exchange the callback's code; returns the user who connected (PluginError 400
+        for an unknown state or a refused code)."""
         key = f"oauth2:{spec.upstream}:state:{state}"
         user_raw = await self.store.get(key)
         if user_raw is None:
-            raise NotConnected("unknown or expired state: start again at the authorization URL")
+            raise PluginError(400, "unknown or expired state: start again at the authorization URL")
         await self.store.delete(key)  # a state works once
         user = user_raw.decode()
         async with self._client(spec) as client:
             try:
                 token = await client.fetch_token(spec.token_url, code=code)
             except OAuthError as exc:
-                raise NotConnected(f"the provider refused the code: {exc.error}") from None
+                raise PluginError(400, f"the provider refused the code: {exc.error}") from None
         if not token.get("refresh_token"):
-            raise NotConnected(
-                "the provider sent no refresh token (ask for offline access and consent)"
+            raise PluginError(
+                400, "the provider sent no refresh token (ask for offline access and consent)"
             )
         await self._save(spec, user, self._record(token, None))
         return user
@@ -129,7 +123,7 @@ class UpstreamTokens:
         while True:
             record = await self._load(spec, user)
             if record is None:
-                raise NotConnected(self._reconnect(spec, "not connected"))
+                raise UpstreamNotConnected(self._reconnect(spec, "not connected"))
             if self._fresh(spec, record, stale):
                 return str(record["access_token"])
             lock = await self.locks.acquire(f"oauth2:{spec.upstream}:refresh:{user}", 30)
@@ -139,7 +133,9 @@ class UpstreamTokens:
                 finally:
                     await lock.release()
             if time.monotonic() > deadline:
-                raise NotConnected(self._reconnect(spec, "the token refresh did not finish"))
+                raise UpstreamNotConnected(
+                    self._reconnect(spec, "the token refresh did not finish")
+                )
             await asyncio.sleep(0.05)  # another caller is refreshing: use its token
 
     @staticmethod
@@ -151,7 +147,7 @@ class UpstreamTokens:
     async def _refresh(self, spec: OAuth2ClientSpec, user: str, stale: str | None) -> str:
         record = await self._load(spec, user)  # again, under the lock
         if record is None:
-            raise NotConnected(self._reconnect(spec, "not connected"))
+            raise UpstreamNotConnected(self._reconnect(spec, "not connected"))
         if self._fresh(spec, record, stale):
             return str(record["access_token"])  # refreshed by the caller before us
         async with self._client(spec) as client:
@@ -162,7 +158,7 @@ class UpstreamTokens:
             except OAuthError as exc:
                 if exc.error == "invalid_grant":  # revoked or expired: it will never work
                     await self.store.delete(self._key(spec, user))
-                    raise NotConnected(
+                    raise UpstreamNotConnected(
                         self._reconnect(spec, "the connection was revoked or expired")
                     ) from None
                 raise
@@ -173,3 +169,22 @@ class UpstreamTokens:
     @staticmethod
     def _reconnect(spec: OAuth2ClientSpec, why: str) -> str:
         return f"{spec.upstream}: {why}; reconnect via /{spec.upstream}/auth/url"
+
+
+class UserConnection:
+    """One user's connection to an `oauth2_authorization_code` upstream, as a plugin sees it
+    (the contract's ``OAuth2Connection``)."""
+
+    def __init__(self, spec: OAuth2ClientSpec, tokens: UpstreamTokens, user: str) -> None:
+        self.spec = spec
+        self.tokens = tokens
+        self.user = user
+
+    async def authorization_url(self) -> str:
+        return await self.tokens.authorization_url(self.spec, self.user)
+
+    async def complete(self, code: str, state: str) -> str:
+        return await self.tokens.complete(self.spec, code, state)
+
+    async def status(self) -> dict[str, Any]:
+        return await self.tokens.status(self.spec, self.user)

@@ -310,7 +310,7 @@ async def test_events_held_by_a_dead_process_are_taken_over(
 
     redis = Redis.from_url(REDIS_URL)
     try:
-        dead_process = RedisQueue(redis, redis_namespace)
+        dead_process = RedisQueue(redis, redis_namespace, 10_000)
         event = QueuedEvent(
             id="evt-orphan",
             webhook="signed",

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from gateway.compiler.build import compile_config
-from gateway.compiler.validation import FieldError, ParamValidator, body_errors, body_validator
+from gateway.compiler.validation import body_validator
 from gateway.config.load import load
 from gateway.config.model import Param
 from gateway.errors import ConfigErrors
+from gateway.snapshot import ProxyRoute
+from gateway.snapshot.validation import FieldError, ParamValidator, body_errors
 from tests.conftest import REPO, write_config
 
 CRM = """\
@@ -101,7 +103,8 @@ def test_file_and_default_interpolation(tmp_path: Path) -> None:
     )
     snapshot = compile_config(load(write_config(tmp_path, "", {"crm": routes}), environ={}))
     route = snapshot.routes[0]
-    assert route.static_headers == {
+    assert isinstance(route, ProxyRoute)
+    assert route.upstream.headers == {
         "X-Mode": "fast",
         "X-Raw": "${NOT_A_VAR}",
         "Authorization": "Bearer from-a-file",

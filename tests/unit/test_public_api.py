@@ -15,8 +15,8 @@ import gateway
 MODULES = sorted(
     name
     for _, name, _ in pkgutil.walk_packages(gateway.__path__, "gateway.")
-    # __main__ runs the CLI and serve.asgi builds an app from the working directory on import.
-    if name not in ("gateway.__main__", "gateway.serve.asgi")
+    # __main__ runs the CLI and gateway.asgi builds an app from the working directory on import.
+    if name not in ("gateway.__main__", "gateway.asgi")
 )
 
 

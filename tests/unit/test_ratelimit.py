@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from gateway.store.backend import open_backend
+from gateway.store.backend import open_store
 from gateway.store.ratelimit import Decision, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tests.conftest import REDIS_URL
 
@@ -33,7 +33,7 @@ async def test_redis_limiter(redis_namespace: str) -> None:
 
 
 async def test_redis_limiter_is_atomic_under_concurrency(redis_namespace: str) -> None:
-    backend = open_backend(REDIS_URL, redis_namespace)  # the gateway's own pool (64 connections)
+    backend = open_store(REDIS_URL, redis_namespace)  # the gateway's own pool (64 connections)
     try:
         decisions = await asyncio.gather(
             *(backend.limiter.hit("burst", 10, 3600) for _ in range(200))

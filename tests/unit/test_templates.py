@@ -5,12 +5,9 @@ from __future__ import annotations
 import jinja2.exceptions
 import pytest
 
-from gateway.compiler.templates import (
-    REQUEST_NAMES,
-    CompiledTemplate,
-    TemplateCompiler,
-    html_to_text,
-)
+from gateway.compiler.templates import REQUEST_NAMES, TemplateCompiler
+from gateway.filters import html_to_text
+from gateway.snapshot import CompiledTemplate
 
 
 def compiled(source: str) -> CompiledTemplate:

@@ -1,0 +1,134 @@
+"""Compile each route file's `upstream:`: client settings, static headers and credentials,
+the per-call auth kind, and the retry policy its calls get."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from gateway.compiler.collect import Compilation, missing_under
+from gateway.config.load import LoadedRoutes
+from gateway.config.model import (
+    BearerAuth,
+    HeaderAuth,
+    OAuth2AuthorizationCode,
+    PassthroughAuth,
+    Retry,
+    Upstream,
+)
+from gateway.snapshot import (
+    OAuth2ClientSpec,
+    OutboundAuth,
+    RetryPolicy,
+    UpstreamBinding,
+    UpstreamSettings,
+)
+from gateway.snapshot import PassthroughAuth as PassthroughSpec
+
+__all__ = ["DEFAULT_TIMEOUT", "DeclaredUpstream", "compile_upstreams", "retry_policy"]
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_BACKOFF = 0.2
+DEFAULT_REFRESH_MARGIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredUpstream:
+    """One compiled upstream and the file that declares it."""
+
+    settings: UpstreamSettings
+    loaded: LoadedRoutes
+    headers: dict[str, str]
+    """Static headers of every call, static credentials included."""
+    auth: OutboundAuth | None
+
+    @property
+    def config(self) -> Upstream:
+        upstream = self.loaded.content.upstream
+        assert upstream is not None  # only files with an `upstream:` are declared
+        return upstream
+
+    @property
+    def unconfigured(self) -> str | None:
+        """The 503 message while a variable of the `upstream:` section is unset."""
+        variables = missing_under(self.loaded.source.missing, "$.upstream")
+        if not variables:
+            return None
+        return f'upstream "{self.settings.name}" is not configured: set {", ".join(variables)}'
+
+    def binding(self, retry: RetryPolicy) -> UpstreamBinding:
+        return UpstreamBinding(self.settings, self.headers, retry, self.auth)
+
+
+def compile_upstreams(run: Compilation) -> dict[str, DeclaredUpstream]:
+    found: dict[str, DeclaredUpstream] = {}
+    defaults = run.config.gateway.defaults
+    public_url = run.config.gateway.server.public_url.rstrip("/")
+    for loaded in run.config.route_files:
+        upstream = loaded.content.upstream
+        if upstream is None:
+            continue
+        if upstream.name in found:
+            other = found[upstream.name].loaded.source
+            run.error(
+                loaded.source,
+                "$.upstream.name",
+                f"upstream `{upstream.name}` is already declared in {other.name}",
+            )
+            continue
+        url = urlsplit(upstream.base_url)
+        unset = missing_under(loaded.source.missing, "$.upstream.base_url")
+        if not unset and (url.scheme not in ("http", "https") or not url.hostname):
+            run.error(
+                loaded.source,
+                "$.upstream.base_url",
+                f"expected an absolute http(s) URL, got {upstream.base_url!r}",
+            )
+        settings = UpstreamSettings(
+            name=upstream.name,
+            base_url=upstream.base_url.rstrip("/"),
+            timeout=upstream.timeout or defaults.timeout or DEFAULT_TIMEOUT,
+            connect_timeout=upstream.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
+            max_connections=upstream.max_connections,
+        )
+        headers, auth = _outbound(upstream, public_url)
+        found[upstream.name] = DeclaredUpstream(settings, loaded, headers, auth)
+    return found
+
+
+def retry_policy(run: Compilation, retry: Retry | None, upstream: Upstream | None) -> RetryPolicy:
+    """The route's retry, else its upstream's, else the gateway default, else one attempt."""
+    retry = retry or (upstream.retry if upstream else None)
+    retry = retry or run.config.gateway.defaults.retry
+    if retry is None:
+        return RetryPolicy(1, frozenset(), 0.0)
+    return RetryPolicy(retry.attempts, frozenset(retry.on_status), retry.backoff or DEFAULT_BACKOFF)
+
+
+def _outbound(upstream: Upstream, public_url: str) -> tuple[dict[str, str], OutboundAuth | None]:
+    """Static headers of every call (upstream headers + static credentials), and the auth
+    that acts per call (passthrough, a user's OAuth token) if any."""
+    headers = dict(upstream.headers)
+    auth = upstream.auth
+    if isinstance(auth, BearerAuth):
+        headers["Authorization"] = f"Bearer {auth.token}"
+    elif isinstance(auth, HeaderAuth):
+        headers[auth.name] = auth.value
+    elif isinstance(auth, PassthroughAuth):
+        return headers, PassthroughSpec(auth.header)
+    elif isinstance(auth, OAuth2AuthorizationCode):
+        return headers, OAuth2ClientSpec(
+            upstream=upstream.name,
+            client_id=auth.client_id,
+            client_secret=auth.client_secret,
+            authorize_url=auth.authorize_url,
+            token_url=auth.token_url,
+            redirect_uri=public_url + auth.redirect_path,
+            scopes=tuple(auth.scopes),
+            authorize_params=dict(auth.authorize_params),
+            refresh_margin=DEFAULT_REFRESH_MARGIN
+            if auth.refresh_margin is None
+            else auth.refresh_margin,
+        )
+    return headers, None

@@ -1,0 +1,1 @@
+"""The plugin host: implements what the plugin contract (gateway.plugin) promises."""

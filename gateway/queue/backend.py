@@ -1,0 +1,17 @@
+"""Open the webhook queue on the store's backend: in process for memory, Streams on Redis."""
+
+from __future__ import annotations
+
+from gateway.queue.events import EventQueue
+from gateway.queue.memory import MemoryQueue
+from gateway.queue.redis import RedisQueue
+from gateway.store.backend import StoreBackend
+
+__all__ = ["open_queue"]
+
+
+def open_queue(backend: StoreBackend, dead_letters: int) -> EventQueue:
+    """The queue for ``backend``, keeping at most ``dead_letters`` dead letters."""
+    if backend.redis is None:
+        return MemoryQueue(dead_letters)
+    return RedisQueue(backend.redis, backend.namespace, dead_letters)

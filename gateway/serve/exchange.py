@@ -1,0 +1,39 @@
+"""One request on its way through a route: the single value every step reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.serve.answers import Problem
+from gateway.serve.inbound import Identity
+from gateway.snapshot import Snapshot
+
+__all__ = ["Exchange", "not_connected"]
+
+
+@dataclass(slots=True)
+class Exchange:
+    """The snapshot it is served on, the ASGI scope, the request id, the caller's headers
+    (lower-case names) and raw query; ``identity`` and ``raw_body`` once known."""
+
+    snapshot: Snapshot
+    scope: dict[str, Any]
+    receive: Any
+    request_id: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    identity: Identity | None = None
+    raw_body: bytes = b""
+
+    @property
+    def user(self) -> str | None:
+        """The user the caller's credential stands for (an api key's user, a token's)."""
+        return self.identity.user if self.identity is not None else None
+
+
+def not_connected(detail: str) -> Problem:
+    """The 401 that tells the user to (re)connect an upstream."""
+    problem = Problem(401, "upstream-not-connected", detail)
+    problem.headers.append((b"www-authenticate", b'Bearer realm="upstream"'))
+    return problem

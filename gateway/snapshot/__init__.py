@@ -1,0 +1,71 @@
+"""The compiled, immutable runtime types: what the compiler builds and the serving layer reads.
+
+Nothing here imports the compiler or the config model; the compiler (gateway.compiler)
+builds these, and serve/, queue/, oauth/ and the plugin host only read them.
+"""
+
+from __future__ import annotations
+
+from gateway.snapshot.events import CompiledSchedule, CompiledWebhook, HmacSpec, QueueSpec
+from gateway.snapshot.generation import LintIssue, Snapshot, StartupSettings
+from gateway.snapshot.oauth import OAuthClientSpec, OAuthSpec
+from gateway.snapshot.plugins import PluginTarget
+from gateway.snapshot.routes import (
+    CompiledRoute,
+    InboundAuthSpec,
+    PluginRoute,
+    ProxyRoute,
+    RateLimitSpec,
+    ResponseShape,
+    RouteCommon,
+    RouteMatch,
+    RouteTable,
+    StaticRoute,
+    UpstreamCall,
+)
+from gateway.snapshot.templates import CompiledTemplate
+from gateway.snapshot.upstreams import (
+    IDEMPOTENT_METHODS,
+    OAuth2ClientSpec,
+    OutboundAuth,
+    PassthroughAuth,
+    RetryPolicy,
+    UpstreamBinding,
+    UpstreamSettings,
+)
+from gateway.snapshot.validation import BodyValidator, FieldError, ParamValidator
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "BodyValidator",
+    "CompiledRoute",
+    "CompiledSchedule",
+    "CompiledTemplate",
+    "CompiledWebhook",
+    "FieldError",
+    "HmacSpec",
+    "InboundAuthSpec",
+    "LintIssue",
+    "OAuth2ClientSpec",
+    "OAuthClientSpec",
+    "OAuthSpec",
+    "OutboundAuth",
+    "ParamValidator",
+    "PassthroughAuth",
+    "PluginRoute",
+    "PluginTarget",
+    "ProxyRoute",
+    "QueueSpec",
+    "RateLimitSpec",
+    "ResponseShape",
+    "RetryPolicy",
+    "RouteCommon",
+    "RouteMatch",
+    "RouteTable",
+    "Snapshot",
+    "StartupSettings",
+    "StaticRoute",
+    "UpstreamBinding",
+    "UpstreamCall",
+    "UpstreamSettings",
+]

@@ -1,0 +1,105 @@
+"""One compiled configuration generation: what the serving layer reads.
+
+A snapshot never holds raw YAML and is never mutated; a reload builds a new one and swaps it.
+Long-lived resources (upstream clients, the store) are not in it: only their settings, by
+which the serving layer finds the pooled ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.config.cors import CORSConfig
+
+from gateway.snapshot.events import CompiledSchedule, CompiledWebhook, QueueSpec
+from gateway.snapshot.oauth import OAuthSpec
+from gateway.snapshot.routes import CompiledRoute, InboundAuthSpec, RouteTable
+from gateway.snapshot.upstreams import UpstreamSettings
+
+__all__ = ["LintIssue", "Snapshot", "StartupSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class LintIssue:
+    """One ChatGPT Action rule a document breaks; ``level`` is `error` or `warning`."""
+
+    level: str
+    document: str
+    message: str
+    file: str = ""
+    line: int = 0
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file else ""
+        return f"{where}{self.level}: [{self.document}] {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class StartupSettings:
+    """Settings read once, when the process opens its resources; a reload that changes
+    them is logged as "restart to apply" (see ``changed``)."""
+
+    store_url: str
+    store_namespace: str
+    dead_letters: int
+    consume: bool
+
+    def changed(self, other: StartupSettings) -> list[str]:
+        """The config names of the settings that differ from ``other``."""
+        names = {
+            "store.url": (self.store_url, other.store_url),
+            "store.namespace": (self.store_namespace, other.store_namespace),
+            "queue.dead_letters": (self.dead_letters, other.dead_letters),
+            "queue.consume": (self.consume, other.consume),
+        }
+        return [name for name, (mine, theirs) in names.items() if mine != theirs]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One compiled configuration generation."""
+
+    version: str
+    routes: tuple[CompiledRoute, ...]
+    table: RouteTable
+    openapi: Mapping[str, Any]
+    profiles: Mapping[str, Mapping[str, Any]]
+    ai_plugin: Mapping[str, Any]
+    lint: tuple[LintIssue, ...]
+    cors: CORSConfig
+    public_url: str
+    access_log: bool
+    max_body_bytes: int
+    upstreams: Mapping[str, UpstreamSettings]
+    unconfigured: Mapping[str, str]
+    """Route id -> the 503 message, for every route missing a secret."""
+    startup: StartupSettings
+    admin: InboundAuthSpec
+    """Who may call /admin/*: an api_key spec (no keys: the admin API is off)."""
+    route_hashes: Mapping[str, str]
+    """Route id -> hash of everything that shapes it (its file's upstream included)."""
+    queue: QueueSpec
+    webhooks: Mapping[str, CompiledWebhook] = field(default_factory=dict)
+    """By id."""
+    webhook_paths: Mapping[str, CompiledWebhook] = field(default_factory=dict)
+    """By path (webhook paths are exact)."""
+    schedules: tuple[CompiledSchedule, ...] = ()
+    oauth: OAuthSpec | None = None
+    secrets: frozenset[str] = field(repr=False, default=frozenset())
+
+    @property
+    def store_url(self) -> str:
+        return self.startup.store_url
+
+    @property
+    def store_namespace(self) -> str:
+        return self.startup.store_namespace
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret replaced by `***`."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text

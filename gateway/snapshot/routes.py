@@ -1,0 +1,170 @@
+"""Compiled routes, one small type per kind, and the table that finds them.
+
+A route compiles into a :class:`ProxyRoute` (call an upstream), a :class:`StaticRoute`
+(answer from a template) or a :class:`PluginRoute` (run a handler). What every kind shares
+(auth, validators, limits, the answer's cap) is in :class:`RouteCommon`. The serving layer
+picks the handler by the route's type; there are no nullable kind flags.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.snapshot.plugins import PluginTarget
+from gateway.snapshot.templates import CompiledTemplate
+from gateway.snapshot.upstreams import UpstreamBinding
+from gateway.snapshot.validation import BodyValidator, ParamValidator
+
+__all__ = [
+    "CompiledRoute",
+    "InboundAuthSpec",
+    "PluginRoute",
+    "ProxyRoute",
+    "RateLimitSpec",
+    "ResponseShape",
+    "RouteCommon",
+    "RouteMatch",
+    "RouteTable",
+    "StaticRoute",
+    "UpstreamCall",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundAuthSpec:
+    """How a caller proves itself: `api_key` (keys in a header or query), `bearer_passthrough`
+    or `oauth` (tokens of the gateway's authorization server)."""
+
+    id: str
+    type: str
+    keys: tuple[bytes, ...] = ()
+    header: str | None = None
+    query: str | None = None
+    jwt_only: bool = False
+    users: tuple[str | None, ...] = ()
+    """For api_key: the user each key (same position) stands for, or None."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSpec:
+    """A compiled limit: budget, period, whose budget (`scope`), and how callers are told apart."""
+
+    limit: int
+    period: float
+    scope: str
+    key: str
+    """`ip`, `api_key`, `bearer` or `template`."""
+    template: CompiledTemplate | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteCommon:
+    """What every route kind has: where it is declared, who may call it, what it accepts."""
+
+    id: str
+    method: str
+    path: str
+    file: str
+    line: int
+    auth: InboundAuthSpec | None
+    scopes: tuple[str, ...] = ()
+    """OAuth scopes a token needs (routes with an `oauth` scheme)."""
+    query_validator: ParamValidator
+    path_validator: ParamValidator
+    body: BodyValidator | None
+    rate_limit: RateLimitSpec | None
+    response_status: int | None
+    max_chars: int
+    unconfigured: str | None
+    """The 503 message when a secret this route needs is not set."""
+
+    @property
+    def status_text(self) -> str:
+        return "ok" if self.unconfigured is None else f"unconfigured: {self.unconfigured}"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """The upstream request, as templates over the validated request."""
+
+    method: str
+    path: CompiledTemplate
+    query: Mapping[str, CompiledTemplate] | None
+    """None: the validated query is passed on as it is."""
+    headers: Mapping[str, CompiledTemplate]
+    body: CompiledTemplate | None
+    """None: the caller's body is passed on as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseShape:
+    """What is done to a 2xx upstream answer: error detection and a body template."""
+
+    body: CompiledTemplate | None
+    fail_when: CompiledTemplate | None
+    fail_message: CompiledTemplate | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyRoute(RouteCommon):
+    """Call ``upstream`` with ``call``; shape its answer when ``shape`` says so."""
+
+    upstream: UpstreamBinding
+    call: UpstreamCall
+    timeout: float
+    shape: ResponseShape | None
+    """None: the upstream's answer is passed on (capped), never parsed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StaticRoute(RouteCommon):
+    """Answer from ``answer``, a template over the request; no upstream is called."""
+
+    answer: CompiledTemplate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginRoute(RouteCommon):
+    """Run ``plugin`` with clients for ``clients``."""
+
+    plugin: PluginTarget
+    clients: Mapping[str, UpstreamBinding]
+
+
+CompiledRoute = ProxyRoute | StaticRoute | PluginRoute
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    route: CompiledRoute
+    params: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """Exact paths in a dict; parameterised ones tried in declaration order."""
+
+    exact: Mapping[tuple[str, str], CompiledRoute]
+    patterns: tuple[tuple[str, re.Pattern[str], CompiledRoute], ...]
+    methods_by_path: Mapping[str, frozenset[str]]
+
+    def match(self, method: str, path: str) -> RouteMatch | None:
+        route = self.exact.get((method, path))
+        if route is not None:
+            return RouteMatch(route, {})
+        for route_method, pattern, candidate in self.patterns:
+            if route_method == method:
+                found = pattern.fullmatch(path)
+                if found:
+                    return RouteMatch(candidate, found.groupdict())
+        return None
+
+    def allowed_methods(self, path: str) -> frozenset[str]:
+        """Methods some route declares for ``path`` (for 405 and CORS preflight)."""
+        methods = set(self.methods_by_path.get(path, ()))
+        for method, pattern, _ in self.patterns:
+            if pattern.fullmatch(path):
+                methods.add(method)
+        return frozenset(methods)

@@ -1,0 +1,82 @@
+"""Compiled upstreams: the settings a pooled client is built from, and how calls prove
+themselves upstream (outbound auth)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "OAuth2ClientSpec",
+    "OutboundAuth",
+    "PassthroughAuth",
+    "RetryPolicy",
+    "UpstreamBinding",
+    "UpstreamSettings",
+]
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """What one pooled upstream client is built from; equal settings share one client."""
+
+    name: str
+    base_url: str
+    timeout: float
+    connect_timeout: float
+    max_connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts for idempotent methods, the statuses that earn another try, the first pause."""
+
+    attempts: int
+    on_status: frozenset[int]
+    backoff: float
+
+
+@dataclass(frozen=True, slots=True)
+class PassthroughAuth:
+    """The caller's own credential, copied from this inbound header to the upstream call."""
+
+    header: str
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth2ClientSpec:
+    """The gateway as an OAuth 2 client of one upstream (authorization code + refresh):
+    each call carries the user's access token, refreshed once when refused."""
+
+    upstream: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    authorize_url: str
+    token_url: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    authorize_params: Mapping[str, str]
+    refresh_margin: float
+
+
+OutboundAuth = PassthroughAuth | OAuth2ClientSpec
+"""The kinds of outbound auth that act per call; static credentials (bearer, header) are
+part of ``UpstreamBinding.headers`` and need no flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamBinding:
+    """An upstream as one route or plugin calls it: its client, what every call carries
+    (static headers with static credentials), the retry policy and the per-call auth."""
+
+    settings: UpstreamSettings
+    headers: Mapping[str, str]
+    retry: RetryPolicy
+    auth: OutboundAuth | None = None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
