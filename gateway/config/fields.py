@@ -19,6 +19,7 @@ __all__ = [
     "ModuleRef",
     "ParamName",
     "RoutePath",
+    "WebhookPath",
     "dec_hook",
     "schema_hook",
 ]
@@ -32,12 +33,17 @@ Identifier = Annotated[
 ]
 ParamName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")]
 HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
+_PATH_CHARACTERS = r"^/[A-Za-z0-9._~!$&'()*+,;=:@/{}-]*$"
 RoutePath = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^/[A-Za-z0-9._~!$&'()*+,;=:@/{}-]*$",
+        pattern=_PATH_CHARACTERS,
         description="A path starting with `/`; `{name}` marks a path parameter.",
     ),
+]
+# Same characters as a route path, so that `{...}` reaches the compiler's clearer message.
+WebhookPath = Annotated[
+    str, msgspec.Meta(pattern=_PATH_CHARACTERS, description="A path starting with `/`.")
 ]
 ModuleRef = Annotated[
     str,

@@ -64,10 +64,18 @@ def _described(definition: dict[str, Any], docs: Mapping[str, str]) -> dict[str,
     if not properties or not docs:
         return definition
     described = {
-        name: {"description": docs[name], **prop} if name in docs else prop
+        name: {**prop, "description": _joined(docs[name], prop.get("description"))}
+        if name in docs
+        else prop
         for name, prop in properties.items()
     }
     return {**definition, "properties": described}
+
+
+def _joined(field_doc: str, type_doc: str | None) -> str:
+    """The field's own docstring first; a shared type's description (a `Meta` on an alias
+    such as `Identifier`) follows it."""
+    return field_doc if not type_doc else f"{field_doc} {type_doc}"
 
 
 def _field_docs(struct: type[msgspec.Struct]) -> dict[str, str]:

@@ -45,9 +45,13 @@ def test_wrapped_docstring_becomes_one_line() -> None:
     )
 
 
-def test_meta_description_wins_over_the_docstring() -> None:
+def test_the_field_docstring_comes_before_its_type_description() -> None:
     assert prop("routes.schema.json", "Route", "id")["description"] == (
-        "A name of letters, digits, `_` and `-`, starting with a letter (max 64)."
+        "Unique across all files; the OpenAPI operationId. A name of letters, digits, `_`"
+        " and `-`, starting with a letter (max 64)."
+    )
+    assert prop("routes.schema.json", "Webhook", "path")["description"] == (
+        "The path the sender calls; it has no parameters (use `query`). A path starting with `/`."
     )
 
 

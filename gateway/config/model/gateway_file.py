@@ -1,0 +1,281 @@
+"""gateway.yaml: the global configuration (server, auth schemes, OAuth server, store, queue,
+defaults, profiles, admin)."""
+
+from __future__ import annotations
+
+# msgspec passes `frozen` down to subclasses; mypy's dataclass_transform model does not see it.
+# mypy: disable-error-code="misc"
+from typing import Annotated, Literal
+
+import msgspec
+
+from gateway.config.fields import (
+    Duration,
+    HeaderName,
+    Identifier,
+    ModuleRef,
+    ParamName,
+)
+from gateway.config.model.common import Base, PositiveInt, Retry
+
+__all__ = [
+    "CHATGPT_CALLBACKS",
+    "Admin",
+    "ApiKeyAuth",
+    "ApiKeyUser",
+    "BearerPassthroughAuth",
+    "CorsSettings",
+    "Defaults",
+    "GatewayFile",
+    "InboundAuth",
+    "Info",
+    "OAuthClient",
+    "OAuthInbound",
+    "OAuthServer",
+    "OAuthUser",
+    "Profile",
+    "QueueSettings",
+    "Server",
+    "StoreSettings",
+]
+
+
+class Server(Base):
+    """How the gateway presents itself."""
+
+    public_url: str = "http://127.0.0.1:8080"
+    """The URL clients (ChatGPT) reach the gateway at; written as `servers[0].url`."""
+    access_log: bool = True
+    """Log one line per proxied request."""
+    max_body_bytes: PositiveInt = 1_048_576
+    """Largest request body accepted (413 beyond)."""
+
+
+class Info(Base):
+    """The `info` block of the served OpenAPI document and the ai-plugin manifest."""
+
+    title: str = "Integration Gateway"
+    """Title of the OpenAPI document; its first 20 characters name the plugin for humans."""
+    description: str = "Routes to the configured upstream APIs."
+    """Description of the OpenAPI document and of the ai-plugin manifest (for the
+    model; its first 100 characters for humans)."""
+    version: str = "1.0.0"
+    """The OpenAPI document's `info.version`."""
+    name_for_model: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,50}$")] = "gateway"
+    """The ai-plugin manifest's `name_for_model`: 1 to 50 letters and digits."""
+    contact_email: str = "ops@example.com"
+    """The ai-plugin manifest's `contact_email`."""
+    legal_info_url: str | None = None
+    """The ai-plugin manifest's `legal_info_url` (default `<public_url>/docs`)."""
+    logo_url: str | None = None
+    """The ai-plugin manifest's `logo_url` (left out when not set)."""
+
+
+class CorsSettings(Base):
+    """Cross-origin settings for browser callers (ChatGPT's editor calls from its origins)."""
+
+    allow_origins: list[str] = msgspec.field(
+        default_factory=lambda: ["https://chat.openai.com", "https://chatgpt.com"]
+    )
+    """Origins whose pages may call the gateway (`*` for any); default ChatGPT's."""
+    allow_methods: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    """Methods allowed in cross-origin requests (`*` for all)."""
+    allow_headers: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    """Request headers a cross-origin caller may send (`*` for all)."""
+    allow_credentials: bool = False
+    """Allow cookies and credentials on cross-origin requests."""
+    expose_headers: list[str] = msgspec.field(default_factory=lambda: ["X-Request-ID"])
+    """Response headers the browser lets the calling page read."""
+    max_age: Annotated[int, msgspec.Meta(ge=0)] = 600
+    """Seconds a browser may cache the answer to a preflight request."""
+
+
+class ApiKeyUser(Base):
+    """A key that also names whose data the caller may read (`auth.user` in templates)."""
+
+    key: str
+    """The API key."""
+    user: str
+    """The user the key stands for (`auth.user` in templates)."""
+
+
+class ApiKeyAuth(Base, tag="api_key", tag_field="type"):
+    """An API key in a header (default `X-API-Key`) or a query parameter; several keys allowed."""
+
+    id: Identifier
+    """The scheme's name, given by routes in `auth:` (and by `defaults.auth`)."""
+    keys: list[str | ApiKeyUser]
+    """Plain keys, or `{key, user}` when the key stands for one user (such as an OMI uid)."""
+    header: HeaderName | None = "X-API-Key"
+    """The header carrying the key (looked at first); `null` to accept `query` only."""
+    query: ParamName | None = None
+    """The query parameter carrying the key when `header` is absent (default: none)."""
+
+    def __post_init__(self) -> None:
+        if self.header is None and self.query is None:
+            raise ValueError("`header` or `query` must be set")
+
+
+class BearerPassthroughAuth(Base, tag="bearer_passthrough", tag_field="type"):
+    """The caller's `Authorization: Bearer` token is required and forwarded (multi-tenant)."""
+
+    id: Identifier
+    """The scheme's name, given by routes in `auth:` (and by `defaults.auth`)."""
+    format: Literal["any", "jwt"] = "any"
+    """`jwt` also checks the token has the shape of a JWT (three base64url parts)."""
+
+
+class OAuthInbound(Base, tag="oauth", tag_field="type"):
+    """Access tokens issued by the gateway's own authorization server (`oauth:` below);
+    routes name the scopes they need in `scopes:`."""
+
+    id: Identifier
+    """The scheme's name, given by routes in `auth:` (and by `defaults.auth`)."""
+
+
+InboundAuth = ApiKeyAuth | BearerPassthroughAuth | OAuthInbound
+
+CHATGPT_CALLBACKS = [
+    "https://chatgpt.com/aip/*/oauth/callback",
+    "https://chat.openai.com/aip/*/oauth/callback",
+]
+
+
+class OAuthClient(Base):
+    """A client of the authorization server, such as one ChatGPT Action."""
+
+    id: Identifier
+    """A name for this client in the config (and in the store)."""
+    client_id: str = ""
+    """Empty: generated at the first start, kept in the store, printed once."""
+    client_secret: str = ""
+    """Set together with `client_id`; empty: generated with it, printed once."""
+    redirect_uris: list[str] = msgspec.field(default_factory=lambda: list(CHATGPT_CALLBACKS))
+    """Allowed redirect URIs; `*` stands for one path segment."""
+    scopes: list[str] | None = None
+    """Scopes this client may ask for (default: all declared)."""
+
+
+class OAuthUser(Base):
+    """A person who can log in on the consent page, and the user id their tokens carry."""
+
+    username: str
+    """The name to log in with on the consent page."""
+    password: str
+    """The password to log in with (best read from `${ENV}` or `${file:...}`)."""
+    user_id: str
+    """The user id the tokens carry (`auth.user` in templates)."""
+
+
+class OAuthServer(Base):
+    """The gateway as an OAuth 2 authorization server (authorization code + refresh)."""
+
+    clients: list[OAuthClient]
+    """The clients (such as ChatGPT Actions) allowed to ask for tokens."""
+    scopes: dict[str, str]
+    """Scope -> what it allows, shown on the consent page and in the OpenAPI document."""
+    users: list[OAuthUser] = []
+    """The accounts that can log in on the consent page."""
+    login_handler: ModuleRef | None = None
+    """A plugin `module:function` checking `{username, password}` and returning a user id
+    (instead of, or besides, `users`)."""
+    access_token_ttl: Duration | None = None
+    """How long an access token is valid (default 1h)."""
+    refresh_token_ttl: Duration | None = None
+    """How long a refresh token is valid (default 30 days)."""
+    code_ttl: Duration | None = None
+    """How long an authorization code can be exchanged for tokens (default 5m)."""
+
+
+class StoreSettings(Base):
+    """Where state lives: `memory://` (one process, not durable) or `redis://host:6379/0`."""
+
+    url: str = "memory://"
+    """`memory://` (default), or a `redis://`, `rediss://` or `unix://` URL; applied at restart."""
+    namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"
+    """Prefix of every key, so that several gateways can share one Redis."""
+
+
+class QueueSettings(Base):
+    """The webhook queue's workers (each process runs them)."""
+
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
+    """Events handled at once per process."""
+    visibility_timeout: Duration | None = None
+    """An event held this long (default 30s) by a process that stopped heart-beating is
+    taken over by another."""
+    dedupe_ttl: Duration | None = None
+    """How long a webhook's dedupe key is remembered (default 7 days)."""
+    dead_letters: PositiveInt = 10_000
+    """How many dead letters are kept (oldest trimmed first)."""
+    consume: bool = True
+    """Run handlers in this process; `false` makes a receive-only replica (with Redis,
+    other replicas process the events)."""
+
+
+class Defaults(Base):
+    """Settings every route inherits unless its upstream or itself says otherwise."""
+
+    auth: str = "none"
+    """Inbound auth of routes without `auth`: `none` or the id of a scheme in `auth`."""
+    timeout: Duration | None = None
+    """Upstream call timeout of upstreams without `timeout` (default 30s)."""
+    retry: Retry | None = None
+    """Retries of routes when neither they nor their upstream set `retry` (default:
+    none)."""
+    max_response_chars: PositiveInt = 100_000
+    """Cap on an answer's size in characters, for routes without
+    `response.max_chars`."""
+
+
+class Profile(Base):
+    """An action profile: a subset of routes that is a valid ChatGPT Action on its own."""
+
+    id: Identifier
+    """The profile's name; its document is served at `/actions/<id>/openapi.json`."""
+    title: str
+    """The `info.title` of the profile's OpenAPI document."""
+    description: str
+    """The `info.description` of the profile's OpenAPI document."""
+    routes: list[Identifier] = []
+    """Ids of the routes the profile includes."""
+    tags: list[str] = []
+    """Tags whose routes the profile includes too."""
+
+
+class Admin(Base):
+    """The admin API (`POST /admin/reload`): callers send one of `keys` in `header`."""
+
+    keys: list[str] = []
+    """The keys the admin API accepts; none (the default) turns the admin API off."""
+    header: HeaderName = "X-Admin-Key"
+    """The header carrying the admin key."""
+
+
+class GatewayFile(Base):
+    """`gateway.yaml`: the global file."""
+
+    server: Server = Server()
+    """How the gateway presents itself: public URL, access log, body size limit."""
+    store: StoreSettings = StoreSettings()
+    """Where shared and durable state lives (rate limits, queue, tokens)."""
+    queue: QueueSettings = QueueSettings()
+    """The webhook queue's workers."""
+    admin: Admin = Admin()
+    """The admin API (`POST /admin/reload`, dead letters)."""
+    info: Info = Info()
+    """The `info` of the OpenAPI document and the ai-plugin manifest."""
+    cors: CorsSettings = CorsSettings()
+    """Cross-origin settings for browser callers."""
+    auth: list[InboundAuth] = []
+    """Inbound auth schemes, named by routes in `auth:`."""
+    defaults: Defaults = Defaults()
+    """Settings every route inherits unless its upstream or itself says otherwise."""
+    profiles: list[Profile] = []
+    """Action profiles: subsets of routes, each served as its own OpenAPI document."""
+    oauth: OAuthServer | None = None
+    """The gateway's own OAuth 2 authorization server, for `oauth` schemes (default:
+    off)."""
+
+
+# --- routes.d/*.yaml ----------------------------------------------------------------------
