@@ -140,7 +140,8 @@ def compile_route(
             return None  # unresolvable: recorded as an error above
         return PluginRoute(**common, plugin=handler.target, clients=handler.clients)
     if route.static:
-        assert response_body is not None  # checked above: a static route has a body
+        if response_body is None:
+            return None  # recorded above: a static route needs `response.body`
         return StaticRoute(**common, answer=response_body)
     if declared_upstream is None or upstream_path is None:
         return None  # a duplicate upstream name: recorded as an error above

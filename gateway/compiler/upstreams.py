@@ -38,16 +38,11 @@ class DeclaredUpstream:
     """One compiled upstream and the file that declares it."""
 
     settings: UpstreamSettings
+    config: Upstream
     loaded: LoadedRoutes
     headers: dict[str, str]
     """Static headers of every call, static credentials included."""
     auth: OutboundAuth | None
-
-    @property
-    def config(self) -> Upstream:
-        upstream = self.loaded.content.upstream
-        assert upstream is not None  # only files with an `upstream:` are declared
-        return upstream
 
     @property
     def unconfigured(self) -> str | None:
@@ -93,7 +88,7 @@ def compile_upstreams(run: Compilation) -> dict[str, DeclaredUpstream]:
             max_connections=upstream.max_connections,
         )
         headers, auth = _outbound(upstream, public_url)
-        found[upstream.name] = DeclaredUpstream(settings, loaded, headers, auth)
+        found[upstream.name] = DeclaredUpstream(settings, upstream, loaded, headers, auth)
     return found
 
 

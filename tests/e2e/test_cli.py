@@ -111,6 +111,38 @@ def test_check_lists_every_error_and_fails(tmp_path: Path) -> None:
     ]
 
 
+def test_check_reports_mistakes_of_every_compile_phase_in_one_run(tmp_path: Path) -> None:
+    """An upstream, a route, the OAuth section and the store: all four in one `check`."""
+    gateway_yaml = (
+        "store: {url: 'postgres://db'}\n"
+        "oauth:\n"
+        "  scopes: {read: Read things}\n"
+        "  clients:\n"
+        "    - {id: gpt, scopes: [write]}\n"
+    )
+    write_config(
+        tmp_path,
+        gateway_yaml,
+        {
+            "a": "upstream: {name: a, base_url: 'ftp://127.0.0.1:9'}\n"
+            "routes:\n  - {id: one, path: /one, auth: nobody}\n",
+        },
+    )
+    result = run("check", "--config-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "gateway.yaml:1:14: expected memory:// or redis://host:port/db, got 'postgres://db'"
+        " - at `$.store.url`",
+        "gateway.yaml:5:26: scope `write` is not declared in `oauth.scopes`"
+        " - at `$.oauth.clients[0].scopes[0]`",
+        "routes.d/a.yaml:1:31: expected an absolute http(s) URL, got 'ftp://127.0.0.1:9'"
+        " - at `$.upstream.base_url`",
+        "routes.d/a.yaml:3:33: auth scheme `nobody` is not declared in gateway.yaml"
+        " (known: none) - at `$.routes[0].auth`",
+        f"4 errors in {tmp_path}",
+    ]
+
+
 def test_routes_table() -> None:
     result = run("routes")
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,9 @@ refresh token is a clear 401. With the memory store and with Redis.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -223,3 +225,47 @@ async def test_tokens_are_refreshed_before_they_expire(
         assert state.refresh_calls == 1
     gmail_calls = [seen for seen in upstream.seen if seen.path.startswith("/gmail/v1/")]
     assert len(gmail_calls) == 2  # no refused call, no retry
+
+
+PROFILE_ROUTE = """
+  - id: gmailProfile
+    path: /gmail/profile
+    summary: The connected mailbox's address and counts (a declared route, no plugin)
+    tags: [gmail]
+    upstream: {path: /gmail/v1/users/me/profile}
+"""
+
+
+async def test_a_refused_unexpired_token_is_refreshed_once_for_declared_and_plugin_routes(
+    gateway: GatewayFactory, google: tuple[GoogleState, Upstream], tmp_path: Path
+) -> None:
+    """One outbound-auth flow: a 401 for a token that had not expired refreshes it once and
+    sends again, on a declared proxy route exactly as on a plugin's client."""
+    state, upstream = google
+    folder = tmp_path / "config"
+    shutil.copytree(REPO, folder, ignore=shutil.ignore_patterns(".*", "tests", "bench"))
+    gmail_yaml = folder / "routes.d" / "gmail.yaml"
+    gmail_yaml.write_text(gmail_yaml.read_text() + PROFILE_ROUTE)
+    async with gateway(folder, env(upstream)) as gw:
+        _, answer = await get(gw, "/gmail/auth/url")
+        query = parse_qs(urlsplit(answer["auth_url"]).query)
+        async with gw.http.get(
+            f"{gw.url}/gmail/auth/callback?code=4/0AbCdEf-code&state={query['state'][0]}"
+        ) as response:
+            assert response.status == 200
+
+        state.refuse_access_tokens()
+        status, profile = await get(gw, "/gmail/profile")
+        assert (status, profile["emailAddress"]) == (200, state.email_address)
+        assert state.refresh_calls == 1
+
+        state.refuse_access_tokens()
+        status, message = await get(gw, "/gmail/messages/m1")
+        assert (status, message["id"]) == (200, "m1")
+        assert state.refresh_calls == 2
+    # Refused once, then sent once more with the refreshed token.
+    sent = [
+        seen.headers["Authorization"] for seen in upstream.seen if seen.path.endswith("/profile")
+    ]
+    assert len(sent) == 2
+    assert sent[0] != sent[1]

@@ -167,3 +167,23 @@ async def test_edited_plugin_serves_new_code(gateway: GatewayFactory, tmp_path: 
         assert (await reloader(gw).reload("broken plugin")).outcome is ReloadOutcome.FAILED
         async with gw.http.get(f"{gw.url}/hello") as r:
             assert await r.json() == {"v": 2}
+
+
+async def test_settings_read_at_start_are_named_when_a_reload_changes_them(
+    gateway: GatewayFactory, shop: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = write_config(tmp_path, GATEWAY, {"shop": SHOP})
+    async with gateway(folder, {"SHOP_URL": shop.url}) as gw:
+        (folder / "gateway.yaml").write_text(
+            GATEWAY + "store: {namespace: other}\nqueue: {consume: false, dead_letters: 5}\n"
+        )
+        with caplog.at_level("WARNING", logger="gateway"):
+            result = await reloader(gw).reload("test")
+        assert result.outcome is ReloadOutcome.SWAPPED
+        assert [r.getMessage() for r in caplog.records if "restart" in r.getMessage()] == [
+            "store.namespace, queue.dead_letters, queue.consume changed: read at start only,"
+            " restart to apply"
+        ]
+        # The new snapshot carries the new values; what was opened at start stays as it was.
+        assert gw.state.backend.stores.namespace == "gateway"
+        assert gw.state.switch.current.queue.consume is False

@@ -213,6 +213,11 @@ class GoogleState:
         for token in self.access_tokens:
             self.access_tokens[token] = past
 
+    def refuse_access_tokens(self) -> None:
+        """Revoke every access token before its expiry (a password change, a rotation):
+        Google answers 401 although the client still thinks the token is fresh."""
+        self.access_tokens.clear()
+
     def issue_access_token(self) -> str:
         token = f"ya29.{secrets.token_urlsafe(32)}"
         self.access_tokens[token] = time.time() + self.access_ttl
