@@ -16,7 +16,8 @@ from gateway.backend import open_backend
 from gateway.compiler import compile_config
 from gateway.config.load import load
 from gateway.reload import Reloader
-from gateway.serve.app import GatewayApp, GatewayState, build_app
+from gateway.serve.app import GatewayApp, build_app
+from gateway.serve.state import GatewayState
 from gateway.serve.switch import Switch
 from gateway.snapshot import Snapshot
 from gateway.upstream.clients import ClientPool

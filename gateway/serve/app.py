@@ -8,41 +8,25 @@ once, whose handlers read the current snapshot: health, OpenAPI documents, docs.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, cast
 
-import msgspec
-import yaml
-from litestar import Litestar, MediaType, Request, Response, get, post
-from litestar.exceptions import HTTPException
-from litestar.openapi.plugins import RedocRenderPlugin
-from litestar.params import FromPath, FromQuery
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-
-from gateway.backend import Backend
 from gateway.host.runtime import PluginHost
 from gateway.logs import REQUEST_ID, logger
-from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
-from gateway.queue.events import dead_letter_summary
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.worker import Worker
-from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.answers import send_response
 from gateway.serve.cors import preflight_headers, response_headers
 from gateway.serve.dispatch import Dispatcher
-from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
-from gateway.serve.switch import Switch
+from gateway.serve.state import GatewayState
+from gateway.serve.surface import fixed_surface
 from gateway.serve.webhooks import WebhookReceiver
-from gateway.snapshot import Snapshot
 from gateway.upstream.call import UpstreamCaller
-from gateway.upstream.clients import ClientPool
 from gateway.upstream.outbound import Upstreams
 from gateway.upstream.tokens import UpstreamTokens
 
@@ -53,31 +37,8 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-@dataclass
-class GatewayState:
-    """What the process holds beyond the snapshot: its clients, its reloader, its age."""
-
-    switch: Switch
-    pool: ClientPool
-    backend: Backend
-    reloader: Reloader | None = None
-    started_at: float = field(default_factory=time.time)
-    worker: Worker | None = None
-    scheduler: Scheduler | None = None
-
-    def swap(self, snapshot: Snapshot) -> None:
-        """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
-        previous = self.switch.swap(snapshot)
-        changed = snapshot.startup.changed(previous.startup)
-        if changed:
-            logger.warning("%s changed: read at start only, restart to apply", ", ".join(changed))
-        retired = self.pool.retain(snapshot.upstreams.values())
-        if retired:
-            logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
-
-
 class GatewayApp:
-    """ASGI entry point: ``uvicorn.run(GatewayApp(state, runtime, litestar_app))``."""
+    """ASGI entry point: ``uvicorn.run(build_app(state))`` (see gateway.boot)."""
 
     def __init__(
         self,
@@ -198,213 +159,4 @@ def build_app(state: GatewayState) -> GatewayApp:
     state.worker = Worker(backend.queue, host, current)
     state.scheduler = Scheduler(host, backend.locks, current)
     oauth = OAuthRuntime(host, current)
-    return GatewayApp(state, host, oauth, cast(ASGIApp, _litestar(state, oauth)))
-
-
-def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
-    if not snapshot.admin.keys:
-        detail = "the admin API is off: set `admin.keys` in gateway.yaml"
-        raise HTTPException(status_code=503, detail=detail)
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    try:
-        authenticate(snapshot.admin, headers, {})
-    except Unauthorized as exc:
-        raise HTTPException(status_code=401, detail=exc.detail) from None
-
-
-def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    status = exc.status_code if isinstance(exc, HTTPException) else HTTP_500_INTERNAL_SERVER_ERROR
-    if isinstance(exc, HTTPException) and status == 404 and exc.detail == "Not Found":
-        detail = f"no route for {request.method} {request.url.path}; see /openapi.json"
-    elif isinstance(exc, HTTPException):
-        detail = exc.detail
-    else:
-        logger.exception("unhandled error on %s", request.url.path)
-        detail = "internal error"
-    body = problem_body(
-        status,
-        "http-error" if status < 500 else "internal-error",
-        detail,
-        request_id=REQUEST_ID.get(),
-    )
-    headers = exc.headers if isinstance(exc, HTTPException) else None  # e.g. a 405's Allow
-    return Response(
-        body, status_code=status, media_type=PROBLEM_CONTENT_TYPE.decode(), headers=headers
-    )
-
-
-def _litestar(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
-    switch = state.switch
-    redoc = RedocRenderPlugin(path="/docs")
-
-    @get("/health")
-    async def health() -> dict[str, Any]:
-        snapshot = switch.current
-        reloader = state.reloader
-        try:
-            pending: int | None = await state.backend.queue.pending()
-        except Exception:  # the store is away: say so rather than fail the health check
-            pending = None
-        worker = state.worker
-        return {
-            "status": "ok",
-            "version": snapshot.version,
-            "routes": len(snapshot.routes),
-            "unconfigured": [
-                {"route": route_id, "reason": reason}
-                for route_id, reason in snapshot.unconfigured.items()
-            ],
-            "reloads": reloader.reloads if reloader else 0,
-            "failed_reloads": reloader.failed if reloader else 0,
-            "last_reload_error": reloader.last_error if reloader else None,
-            "uptime_seconds": round(time.time() - state.started_at, 1),
-            "store": state.backend.kind,
-            "webhooks": {
-                "ids": sorted(snapshot.webhooks),
-                "pending": pending,
-                "processed": worker.processed if worker else 0,
-                "failed_attempts": worker.failed if worker else 0,
-            },
-            "schedules": {
-                schedule.id: {
-                    "every_seconds": schedule.every,
-                    "enabled": schedule.enabled,
-                    "runs": state.scheduler.runs.get(schedule.id, 0) if state.scheduler else 0,
-                }
-                for schedule in snapshot.schedules
-            },
-        }
-
-    @get("/ready", sync_to_thread=False)
-    def ready() -> dict[str, Any]:
-        return {"status": "ready", "version": switch.current.version}
-
-    @get("/", sync_to_thread=False)
-    def index() -> dict[str, Any]:
-        snapshot = switch.current
-        return {
-            "name": snapshot.openapi["info"]["title"],
-            "version": snapshot.version,
-            "openapi": "/openapi.json",
-            "docs": "/docs",
-            "profiles": {name: f"/actions/{name}/openapi.json" for name in snapshot.profiles},
-        }
-
-    @get("/openapi.json", sync_to_thread=False)
-    def openapi_json() -> Response[bytes]:
-        return Response(msgspec.json.encode(switch.current.openapi), media_type=MediaType.JSON)
-
-    @get("/openapi.yaml", sync_to_thread=False)
-    def openapi_yaml() -> Response[str]:
-        text = yaml.safe_dump(dict(switch.current.openapi), sort_keys=False, allow_unicode=True)
-        return Response(text, media_type="application/yaml")
-
-    @get("/actions/{profile:str}/openapi.json", sync_to_thread=False)
-    def profile_json(profile: FromPath[str]) -> Response[bytes]:
-        documents = switch.current.profiles
-        if profile not in documents:
-            known = ", ".join(sorted(documents)) or "none"
-            raise HTTPException(
-                status_code=404, detail=f"no action profile `{profile}` (known: {known})"
-            )
-        return Response(msgspec.json.encode(documents[profile]), media_type=MediaType.JSON)
-
-    @get("/.well-known/ai-plugin.json", sync_to_thread=False)
-    def ai_plugin() -> dict[str, Any]:
-        return dict(switch.current.ai_plugin)
-
-    @get("/docs", sync_to_thread=False, media_type=MediaType.HTML)
-    def docs(request: Request[Any, Any, Any]) -> bytes:
-        return redoc.render(request, dict(switch.current.openapi))
-
-    @post("/admin/reload", status_code=200)
-    async def admin_reload(request: Request[Any, Any, Any]) -> Response[bytes]:
-        _require_admin(request, switch.current)
-        if state.reloader is None:
-            raise HTTPException(status_code=503, detail="this gateway runs without reloading")
-        result = await state.reloader.reload("POST /admin/reload")
-        if result.outcome is ReloadOutcome.FAILED:
-            problem = problem_body(
-                422,
-                "config-refused",
-                "the configuration was refused; the previous version keeps serving",
-                request_id=REQUEST_ID.get(),
-                version=result.version,
-                errors=list(result.errors),
-            )
-            return Response(problem, status_code=422, media_type=PROBLEM_CONTENT_TYPE.decode())
-        body: dict[str, Any] = {
-            "status": result.outcome.value,
-            "version": result.version,
-            "changes": result.diff.lines() if result.diff else [],
-        }
-        return Response(msgspec.json.encode(body), media_type=MediaType.JSON)
-
-    @get("/admin/webhooks/dead")
-    async def dead_letters(
-        request: Request[Any, Any, Any], limit: FromQuery[int] = 100
-    ) -> dict[str, Any]:
-        _require_admin(request, switch.current)
-        letters = await state.backend.queue.dead(max(1, min(limit, 1000)))
-        return {"dead_letters": [dead_letter_summary(letter) for letter in letters]}
-
-    @post("/admin/webhooks/dead/{event_id:str}/replay", status_code=200)
-    async def replay_dead_letter(
-        request: Request[Any, Any, Any], event_id: FromPath[str]
-    ) -> dict[str, Any]:
-        _require_admin(request, switch.current)
-        if not await state.backend.queue.replay(event_id):
-            raise HTTPException(status_code=404, detail=f"no dead letter with id {event_id}")
-        return {"status": "queued", "id": event_id}
-
-    background: list[asyncio.Task[None]] = []  # cancelled at shutdown
-    workers: list[asyncio.Task[None]] = []  # stopped by a flag at shutdown (see Worker.stop)
-
-    async def start_background() -> None:
-        if state.reloader is not None and state.reloader.watch_files:
-            background.append(asyncio.create_task(state.reloader.watch()))
-        if state.worker is not None and switch.current.queue.consume:
-            workers.append(asyncio.create_task(state.worker.run()))
-        elif state.worker is not None:
-            logger.info("queue: receive only (queue.consume is false)")
-        if state.scheduler is not None:
-            workers.append(asyncio.create_task(state.scheduler.run()))
-        await oauth.server()  # creates (and prints once) generated client credentials
-
-    async def close_pool() -> None:
-        if state.worker is not None:
-            state.worker.stop()
-        if state.scheduler is not None:
-            state.scheduler.stop()
-        for task in background:
-            task.cancel()
-        if workers:
-            _, stuck = await asyncio.wait(workers, timeout=15)
-            for task in stuck:  # bounded: past 15 s the worker is cancelled
-                task.cancel()
-        await asyncio.gather(*background, *workers, return_exceptions=True)
-        await state.pool.close()
-        await state.backend.close()
-
-    return Litestar(
-        route_handlers=[
-            health,
-            ready,
-            index,
-            openapi_json,
-            openapi_yaml,
-            profile_json,
-            ai_plugin,
-            docs,
-            admin_reload,
-            dead_letters,
-            replay_dead_letter,
-            *oauth_handlers(oauth),
-        ],
-        exception_handlers={Exception: _problem_response},
-        openapi_config=None,
-        logging_config=None,  # ours (gateway.logs) stays in charge of the format
-        on_startup=[start_background],
-        on_shutdown=[close_pool],
-        debug=False,
-    )
+    return GatewayApp(state, host, oauth, cast(ASGIApp, fixed_surface(state, oauth)))

@@ -1,0 +1,41 @@
+"""What the process holds beyond the snapshot: the switch, its clients, its backend, its
+reloader, its workers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from gateway.backend import Backend
+from gateway.logs import logger
+from gateway.queue.scheduler import Scheduler
+from gateway.queue.worker import Worker
+from gateway.reload import Reloader
+from gateway.serve.switch import Switch
+from gateway.snapshot import Snapshot
+from gateway.upstream.clients import ClientPool
+
+__all__ = ["GatewayState"]
+
+
+@dataclass
+class GatewayState:
+    """What the process holds beyond the snapshot: its clients, its reloader, its age."""
+
+    switch: Switch
+    pool: ClientPool
+    backend: Backend
+    reloader: Reloader | None = None
+    started_at: float = field(default_factory=time.time)
+    worker: Worker | None = None
+    scheduler: Scheduler | None = None
+
+    def swap(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
+        previous = self.switch.swap(snapshot)
+        changed = snapshot.startup.changed(previous.startup)
+        if changed:
+            logger.warning("%s changed: read at start only, restart to apply", ", ".join(changed))
+        retired = self.pool.retain(snapshot.upstreams.values())
+        if retired:
+            logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
