@@ -108,7 +108,8 @@ class Dispatcher:
             if raw_query
             else {},
         )
-        exchange.identity = await self._authenticate(route, exchange)
+        if route.auth is not None:
+            exchange.identity = await self._authenticate(route, exchange)
         limited: Headers = []
         if route.rate_limit is not None:
             limited = await self._rate_limit(route, exchange)

@@ -28,7 +28,16 @@ class Upstreams:
         """The upstream's answer; UpstreamError/UpstreamTimeout when it cannot be had,
         UpstreamNotConnected when the user must (re)connect."""
         if binding.auth is None:  # static credentials only: no flow, no per-call cost
-            return await self._send(binding, request)
+            return await self.caller.send(
+                binding.settings,
+                request.method,
+                request.path,
+                retry=binding.retry,
+                timeout_seconds=request.timeout,
+                params=request.params,
+                headers=request.headers,
+                data=request.data,
+            )
         flow = auth_flow(binding.auth, request, caller, self.tokens)
         try:
             outgoing = await anext(flow)
