@@ -76,12 +76,13 @@ class Reloader:
                 self.failed += 1
                 self.last_error = "\n".join(errors)
                 logger.error(
-                    "reload (%s) refused, still serving version %s: %d error(s)\n%s",
+                    "reload (%s) refused, still serving version %s: %d error(s)",
                     reason,
                     previous.version,
                     len(errors),
-                    self.last_error,
                 )
+                for error in errors:  # one line each: log values never carry line breaks
+                    logger.error("  %s", error)
                 return ReloadResult(ReloadOutcome.FAILED, previous.version, elapsed, errors)
             elapsed = time.perf_counter() - started
             if snapshot.version == previous.version:

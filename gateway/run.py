@@ -16,6 +16,7 @@ from gateway.boot import boot
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
+from gateway.store.backend import shown_url, unreachable
 
 __all__ = ["serve"]
 
@@ -30,6 +31,10 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         logger.error("not starting: %d configuration error(s) in %s", len(exc.errors), config_dir)
         return 1
     snapshot, state = booted.snapshot, booted.state
+    reason = unreachable(snapshot.store_url)
+    if reason is not None:
+        logger.error("store %s is unreachable: %s", shown_url(snapshot.store_url), reason)
+        return 1
     if state.backend.durable:
         logger.info("store: %s (namespace %s)", state.backend.kind, snapshot.store_namespace)
     else:

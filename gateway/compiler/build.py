@@ -104,6 +104,7 @@ def compile_config(config: Config) -> Snapshot:
         public_url=gateway.server.public_url.rstrip("/"),
         access_log=gateway.server.access_log,
         max_body_bytes=gateway.server.max_body_bytes,
+        max_json_depth=gateway.server.max_json_depth,
         upstreams={name: upstream.settings for name, upstream in upstreams.items()},
         unconfigured={r.id: r.unconfigured for r in routes if r.unconfigured},
         startup=StartupSettings(

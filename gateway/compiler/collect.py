@@ -52,12 +52,19 @@ class Compilation:
         return len(self.errors) > mark
 
     def template(
-        self, source: SourceFile, path: str, text: str | None, names: frozenset[str]
+        self,
+        source: SourceFile,
+        path: str,
+        text: str | None,
+        names: frozenset[str],
+        *,
+        upstream_path: bool = False,
     ) -> CompiledTemplate | None:
-        """``text`` compiled (None for None); a broken template is recorded at ``path``."""
+        """``text`` compiled (None for None); a broken template is recorded at ``path``.
+        ``upstream_path``: its values are encoded as path segments."""
         if text is None:
             return None
-        compiled = self.templates.compile(text, names)
+        compiled = self.templates.compile(text, names, path=upstream_path)
         if isinstance(compiled, str):
             self.error(source, path, compiled)
             return None

@@ -23,6 +23,7 @@ from gateway.snapshot import (
     BodyValidator,
     CompiledRoute,
     ParamValidator,
+    PassthroughAuth,
     PluginRoute,
     ProxyRoute,
     RateLimitSpec,
@@ -93,7 +94,11 @@ def compile_route(
     # By default the upstream path is the route's, its `{name}` parameters filled in.
     default_path = PATH_PARAM.sub(r"{{ path.\1 }}", route.path)
     upstream_path = run.template(
-        source, f"{path}.upstream.path", call.path or default_path, REQUEST_NAMES
+        source,
+        f"{path}.upstream.path",
+        call.path or default_path,
+        REQUEST_NAMES,
+        upstream_path=True,
     )
     upstream_query = None
     if call.query is not None:
@@ -161,7 +166,22 @@ def compile_route(
         ),
         timeout=route.timeout or settings.timeout or DEFAULT_TIMEOUT,
         shape=shape,
+        pass_statuses=_pass_statuses(route, declared_upstream),
     )
+
+
+DEFAULT_PASS_STATUSES = frozenset({404, 429})
+CREDENTIAL_STATUSES = frozenset({401, 403})
+
+
+def _pass_statuses(route: Route, upstream: DeclaredUpstream) -> frozenset[int]:
+    """What the caller can act on: not found, slow down, and (when the caller's own token is
+    passed through) a refused credential."""
+    if route.response.pass_statuses is not None:
+        return frozenset(route.response.pass_statuses)
+    if isinstance(upstream.auth, PassthroughAuth):
+        return DEFAULT_PASS_STATUSES | CREDENTIAL_STATUSES
+    return DEFAULT_PASS_STATUSES
 
 
 def _present(templates: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -30,31 +30,34 @@ def _free_names(tree: nodes.Template) -> set[str]:
 
 
 _CACHE_SIZE = 10_000
-_CACHE: dict[tuple[str, frozenset[str]], CompiledTemplate | str] = {}
+_CACHE: dict[tuple[str, frozenset[str], bool], CompiledTemplate | str] = {}
 
 
 class TemplateCompiler:
     """``TemplateCompiler().compile("{{ query.q }}", REQUEST_NAMES)``: a template, or the
     message saying why not."""
 
-    def compile(self, source: str, allowed: Iterable[str]) -> CompiledTemplate | str:
+    def compile(
+        self, source: str, allowed: Iterable[str], *, path: bool = False
+    ) -> CompiledTemplate | str:
         """A compiled template, or the message saying why ``source`` is not one.
 
         Results are cached by text: a reload re-uses every template it did not change
-        (compiling Jinja to Python code is most of a cold compile's time).
+        (compiling Jinja to Python code is most of a cold compile's time). ``path=True``:
+        an upstream path, whose values are encoded as path segments.
         """
-        key = (source, frozenset(allowed))
+        key = (source, frozenset(allowed), path)
         cached = _CACHE.get(key)
         if cached is None:
-            cached = self._compile(source, key[1])
+            cached = self._compile(source, key[1], path)
             if len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = cached
         return cached
 
     @staticmethod
-    def _compile(source: str, allowed: frozenset[str]) -> CompiledTemplate | str:
-        env = environment()
+    def _compile(source: str, allowed: frozenset[str], path: bool) -> CompiledTemplate | str:
+        env = environment(path=path)
         try:
             tree = env.parse(source)
             unknown = sorted(_free_names(tree) - set(allowed))

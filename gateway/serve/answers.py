@@ -22,6 +22,7 @@ __all__ = [
     "Answer",
     "Headers",
     "Problem",
+    "decode_json_body",
     "parse_answer",
     "read_body",
     "render",
@@ -97,6 +98,35 @@ async def read_body(receive: Any, headers: Mapping[str, str], limit: int) -> byt
             return b"".join(chunks)
 
 
+def decode_json_body(raw: bytes, max_depth: int) -> tuple[Any, str | None]:
+    """A caller's JSON body, or why it is refused: invalid JSON, invalid UTF-8, or nesting
+    deeper than ``max_depth`` (checked without recursion: 2 KB can nest 1,000 levels)."""
+    try:
+        value = _decode_json(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        return None, f"is not valid JSON: {exc}"
+    except RecursionError:
+        return None, f"nests deeper than {max_depth} levels"
+    # Fewer brackets than the limit cannot nest deeper: the common case costs two counts.
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _depth(value) > max_depth:
+        return None, f"nests deeper than {max_depth} levels"
+    return value, None
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
+
+
 def render(route_id: str, template: CompiledTemplate, context: Mapping[str, Any]) -> Any:
     """``template`` rendered; a template meeting data of an unexpected shape is a 502."""
     try:
@@ -123,4 +153,7 @@ def shaped(status: int, value: Any, max_chars: int) -> Answer:
     """``value`` as text or JSON, cut to ``max_chars`` (marked, still valid JSON)."""
     if isinstance(value, str):
         return Answer(status, TEXT, cap_text(value, max_chars).encode())
-    return Answer(status, JSON, cap_json(value, max_chars))
+    try:
+        return Answer(status, JSON, cap_json(value, max_chars))
+    except (TypeError, NotImplementedError) as exc:
+        raise Problem(502, "template-failed", f"the answer is not JSON: {exc}") from None

@@ -18,7 +18,15 @@ from gateway.host.runtime import PluginHost
 from gateway.logs import logger
 from gateway.oauth.runtime import OAuthRuntime, TokenRefused
 from gateway.plugin import PluginRequest, PluginResponse
-from gateway.serve.answers import Answer, Headers, Problem, read_body, render, send_response
+from gateway.serve.answers import (
+    Answer,
+    Headers,
+    Problem,
+    decode_json_body,
+    read_body,
+    render,
+    send_response,
+)
 from gateway.serve.answers import shaped as shaped_answer
 from gateway.serve.exchange import Exchange, not_connected
 from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
@@ -34,6 +42,7 @@ from gateway.snapshot import (
     Snapshot,
     StaticRoute,
 )
+from gateway.store.errors import STORE_ERRORS
 from gateway.store.ratelimit import RateLimiter
 from gateway.upstream.auth import Caller
 
@@ -67,7 +76,22 @@ class Dispatcher:
         route = match.route
         base_headers = [(b"x-request-id", request_id.encode()), *cors_headers]
         try:
-            answer = await self._serve(snapshot, route, match.params, scope, receive, request_id)
+            try:
+                answer = await self._serve(
+                    snapshot, route, match.params, scope, receive, request_id
+                )
+            except STORE_ERRORS as exc:
+                logger.error("route %s: the store is unreachable: %s", route.id, exc)
+                problem = Problem(
+                    503, "store-unavailable", "the gateway's store is unreachable; retry shortly"
+                )
+                problem.headers.append((b"retry-after", b"5"))
+                raise problem from None
+            except Problem:
+                raise
+            except Exception as exc:  # a bug: one line, a clean problem, never a traceback page
+                logger.error("route %s: internal error: %s: %s", route.id, type(exc).__name__, exc)
+                raise Problem(500, "internal-error", "internal error") from None
         except Problem as problem:
             detail = snapshot.redact(problem.detail)
             body = problem_body(
@@ -219,10 +243,9 @@ class Dispatcher:
         if raw_body:
             content_type = exchange.headers.get("content-type", "application/json")
             if "json" in content_type:
-                try:
-                    body = _decode_json(raw_body)
-                except msgspec.DecodeError as exc:
-                    errors.append(FieldError("body", "$", f"is not valid JSON: {exc}"))
+                body, refused = decode_json_body(raw_body, exchange.snapshot.max_json_depth)
+                if refused is not None:
+                    errors.append(FieldError("body", "$", refused))
             elif route.body is not None:
                 errors.append(
                     FieldError("body", "$", f"must be application/json, got {content_type}")

@@ -5,22 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
-import msgspec
+import jinja2
 
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.plugin import UpstreamNotConnected
 from gateway.serve.answers import JSON, Answer, Problem, parse_answer, render, shaped
 from gateway.serve.exchange import Exchange, not_connected
 from gateway.snapshot import ProxyRoute
+from gateway.snapshot.templates import encode_json
 from gateway.upstream.auth import Caller, OutboundRequest
+from gateway.upstream.call import UpstreamAnswer
 from gateway.upstream.outbound import Upstreams
 
 __all__ = ["ProxyHandler"]
 
 EXCERPT_CHARS = 200
-_decode_json = msgspec.json.decode
-_encode_json = msgspec.json.Encoder().encode
 
 
 class ProxyHandler:
@@ -32,21 +33,10 @@ class ProxyHandler:
     async def __call__(
         self, exchange: Exchange, route: ProxyRoute, context: dict[str, Any]
     ) -> Answer:
-        status, upstream_type, upstream_body = await self._call(exchange, route, context)
+        upstream = await self._call(exchange, route, context)
+        status, upstream_type, upstream_body = upstream.status, upstream.content_type, upstream.body
         if not 200 <= status < 300:
-            # Redact the whole body before cutting: a secret crossing a cut-off window would
-            # not match and leak its first characters into the excerpt.
-            excerpt = exchange.snapshot.redact(upstream_body.decode("utf-8", "replace"))
-            identity = exchange.identity
-            if identity is not None and identity.token:
-                excerpt = excerpt.replace(identity.token, "***")
-            raise Problem(
-                502,
-                "upstream-error",
-                f'upstream "{route.upstream.name}" answered {status}',
-                upstream_status=status,
-                upstream_excerpt=excerpt[:EXCERPT_CHARS],
-            )
+            raise _upstream_problem(exchange, route, upstream)
         answer_status = route.response_status or status
         shape = route.shape
         if shape is None:
@@ -78,11 +68,9 @@ class ProxyHandler:
 
     async def _call(
         self, exchange: Exchange, route: ProxyRoute, context: dict[str, Any]
-    ) -> tuple[int, bytes | None, bytes]:
+    ) -> UpstreamAnswer:
         call = route.call
-        path = str(render(route.id, call.path, context))
-        if not path.startswith("/"):
-            path = "/" + path
+        path = _contained_path(str(render(route.id, call.path, context)))
         params = _query_values(
             {key: render(route.id, template, context) for key, template in call.query.items()}
             if call.query is not None
@@ -91,20 +79,17 @@ class ProxyHandler:
         headers = dict(route.upstream.headers)
         headers["X-Request-ID"] = exchange.request_id
         for name, template in call.headers.items():
-            rendered = render(route.id, template, context)
-            if rendered not in (None, ""):
-                headers[name] = str(rendered)
+            rendered = _present(render(route.id, template, context))
+            if rendered is not None:
+                headers[name] = _header_value(name, rendered)
         data: bytes | None = None
         if call.body is not None:
             value = render(route.id, call.body, context)
-            if isinstance(value, str):
-                try:
-                    value = _decode_json(value)
-                except msgspec.DecodeError:
-                    data = value.encode()
-                    headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-            if data is None:
-                data = _encode_json(value)
+            if isinstance(value, str):  # sent as written, never re-parsed as JSON
+                data = value.encode()
+                headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+            else:
+                data = _encoded(route.id, value)
                 headers.setdefault("Content-Type", "application/json")
         elif exchange.raw_body:
             data = exchange.raw_body
@@ -128,14 +113,92 @@ class ProxyHandler:
             raise Problem(504, "upstream-timeout", str(exc)) from None
         except UpstreamError as exc:
             raise Problem(502, "upstream-unreachable", str(exc)) from None
-        return answer.status, answer.content_type, answer.body
+        return answer
+
+
+def _upstream_problem(exchange: Exchange, route: ProxyRoute, answer: UpstreamAnswer) -> Problem:
+    """The caller's answer to an upstream error: 404 and 429 as themselves, a refused
+    pass-through credential as 401 with a hint, anything else 502 (the route may choose)."""
+    # Redact the whole body before cutting: a secret crossing a cut-off window would not
+    # match and leak its first characters into the excerpt.
+    excerpt = exchange.snapshot.redact(answer.body.decode("utf-8", "replace"))
+    identity = exchange.identity
+    if identity is not None and identity.token:
+        excerpt = excerpt.replace(identity.token, "***")
+    status, name = answer.status, route.upstream.name
+    details = {"upstream_status": status, "upstream_excerpt": excerpt[:EXCERPT_CHARS]}
+    if status not in route.pass_statuses:
+        return Problem(502, "upstream-error", f'upstream "{name}" answered {status}', **details)
+    if status in (401, 403):
+        problem = Problem(
+            401,
+            "upstream-refused-credential",
+            f'upstream "{name}" refused the credential you sent ({status}): '
+            "send a valid token (it may have expired)",
+            **details,
+        )
+        problem.headers.append((b"www-authenticate", b'Bearer realm="gateway"'))
+        return problem
+    if status == 429:
+        wait = f"retry in {answer.retry_after}s" if answer.retry_after else "retry later"
+        problem = Problem(429, "upstream-rate-limited", f'upstream "{name}": {wait}', **details)
+        if answer.retry_after:
+            problem.headers.append((b"retry-after", answer.retry_after.encode("latin-1")))
+        return problem
+    if status == 404:
+        return Problem(404, "upstream-not-found", f'upstream "{name}" answered 404', **details)
+    return Problem(status, "upstream-error", f'upstream "{name}" answered {status}', **details)
+
+
+def _encoded(route_id: str, value: Any) -> bytes:
+    try:
+        return encode_json(value)
+    except (TypeError, NotImplementedError) as exc:
+        raise Problem(
+            502, "template-failed", f"route {route_id}: the upstream body is not JSON: {exc}"
+        ) from None
+
+
+def _present(value: Any) -> Any:
+    """A template's result, or None when it rendered nothing (None, "", an undefined value:
+    an optional parameter the caller left out is not sent at all)."""
+    if value is None or value == "" or isinstance(value, jinja2.Undefined):
+        return None
+    return value
 
 
 def _query_values(values: Mapping[str, Any]) -> dict[str, str]:
-    """Template results as query strings: None and "" are left out, booleans are lower-case."""
+    """Template results as query strings: empty ones are left out, booleans are lower-case."""
     result = {}
     for key, value in values.items():
-        if value is None or value == "":
+        value = _present(value)
+        if value is None:
             continue
         result[key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return result
+
+
+def _header_value(name: str, value: Any) -> str:
+    """A templated header value; a line break or control character in it is the caller's
+    mistake (400), never a second header."""
+    text = str(value)
+    if any((ord(char) < 32 and char != "\t") or char == "\x7f" for char in text):
+        raise Problem(
+            400,
+            "invalid-header-value",
+            f"the value for the upstream header {name} contains a line break or control character",
+        )
+    return text
+
+
+def _contained_path(rendered: str) -> str:
+    """The rendered upstream path, refused (400) when it would leave the upstream's base path:
+    a `.` or `..` segment, even percent-encoded (values are already encoded as segments)."""
+    path = rendered if rendered.startswith("/") else "/" + rendered
+    if any(unquote(segment) in (".", "..") for segment in path.split("?", 1)[0].split("/")):
+        raise Problem(
+            400,
+            "path-escapes-base",
+            "the upstream path would leave the upstream's base path (a `.` or `..` segment)",
+        )
+    return path

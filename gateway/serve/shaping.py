@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
+from gateway.snapshot.templates import encode_json
 
 __all__ = ["cap_json", "cap_text"]
 
-_encode = msgspec.json.Encoder().encode
+_encode = encode_json
 
 
 def _marker(shown: int, total: int) -> dict[str, Any]:
@@ -49,8 +49,15 @@ def cap_json(value: Any, max_chars: int) -> bytes:
             rest = len(_encode({**value, key: []}))
             if rest < max_chars:
                 return _encode({**value, key: _cut_list(value[key], max_chars - rest)})
-    text = cap_text(encoded.decode(), max_chars - 40)
-    return _encode({"truncated": True, "text": text})
+    # Encoding escapes quotes and control characters, so the text is cut until its JSON fits.
+    text = encoded.decode()
+    budget = max_chars - 40
+    while True:
+        capped = _encode({"truncated": True, "text": cap_text(text, budget)})
+        size = len(capped.decode())
+        if size <= max_chars or budget <= 0:
+            return capped
+        budget = min(budget - 16, budget * max_chars // size)  # shrinks every round
 
 
 def _cut_list(items: list[Any], budget: int) -> list[Any]:

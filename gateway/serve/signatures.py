@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping
 
@@ -51,9 +52,11 @@ def verify_signature(
         try:
             sent_at = float(raw.strip())
         except ValueError:
+            sent_at = math.nan
+        if not math.isfinite(sent_at):  # `nan` compares false with everything: no tolerance
             raise SignatureRefused(
                 400, "timestamp-invalid", f"the {spec.timestamp_header} header is not a number"
-            ) from None
+            )
         if sent_at > 1e11:  # milliseconds
             sent_at /= 1000
         now = time.time() if now is None else now

@@ -16,7 +16,7 @@ import msgspec
 
 from gateway.logs import logger
 from gateway.queue.events import EventQueue, QueuedEvent
-from gateway.serve.answers import JSON, Problem, read_body, send_response
+from gateway.serve.answers import JSON, Problem, decode_json_body, read_body, send_response
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.signatures import SignatureRefused, verify_signature
 from gateway.snapshot import CompiledTemplate, CompiledWebhook, FieldError, Snapshot
@@ -102,10 +102,9 @@ class WebhookReceiver:
         typed_query = webhook.query_validator(query, errors)
         body: Any = None
         if raw_body:
-            try:
-                body = msgspec.json.decode(raw_body)
-            except msgspec.DecodeError as exc:
-                errors.append(FieldError("body", "$", f"is not valid JSON: {exc}"))
+            body, refused = decode_json_body(raw_body, snapshot.max_json_depth)
+            if refused is not None:
+                errors.append(FieldError("body", "$", refused))
         if errors:
             fields = [{"in": e.location, "field": e.field, "message": e.message} for e in errors]
             count = f"{len(errors)} field{'s' if len(errors) > 1 else ''}"

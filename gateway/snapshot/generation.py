@@ -72,6 +72,7 @@ class Snapshot:
     public_url: str
     access_log: bool
     max_body_bytes: int
+    max_json_depth: int
     upstreams: Mapping[str, UpstreamSettings]
     unconfigured: Mapping[str, str]
     """Route id -> the 503 message, for every route missing a secret."""

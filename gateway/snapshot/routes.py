@@ -116,6 +116,8 @@ class ProxyRoute(RouteCommon):
     timeout: float
     shape: ResponseShape | None
     """None: the upstream's answer is passed on (capped), never parsed."""
+    pass_statuses: frozenset[int] = frozenset()
+    """Upstream error statuses answered as themselves (401/403 as 401), not as 502."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,15 +11,24 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
+import msgspec
 from jinja2 import nodes
 from jinja2.nativetypes import NativeCodeGenerator, NativeEnvironment, NativeTemplate
 from jinja2.sandbox import SandboxedEnvironment
 
 from gateway.filters import combine, html_to_text, now_iso, pick, tojson
 
-__all__ = ["TEMPLATE_ERRORS", "TEMPLATE_GLOBALS", "CompiledTemplate", "environment"]
+__all__ = [
+    "TEMPLATE_ERRORS",
+    "TEMPLATE_GLOBALS",
+    "CompiledTemplate",
+    "encode_json",
+    "environment",
+    "path_segment",
+]
 
 TEMPLATE_ERRORS = (jinja2.TemplateError, TypeError, ValueError, KeyError, AttributeError)
 """What a template can raise on data of an unexpected shape."""
@@ -63,18 +72,47 @@ class _NativeTemplate(NativeTemplate):
 
 
 _SandboxedNativeEnvironment.template_class = _NativeTemplate
-_ENVIRONMENT: _SandboxedNativeEnvironment | None = None
+_ENVIRONMENTS: dict[bool, _SandboxedNativeEnvironment] = {}
 
 
-def environment() -> jinja2.Environment:
-    """The process's one template environment (cached templates are bound to it)."""
-    global _ENVIRONMENT
-    if _ENVIRONMENT is None:
-        env = _SandboxedNativeEnvironment(undefined=jinja2.ChainableUndefined, autoescape=False)
+def path_segment(value: Any) -> str:
+    """A value placed into an upstream path, as one percent-encoded segment: `/`, `?`, `#`
+    and `%` never become structure (a missing value is empty)."""
+    if isinstance(value, jinja2.Undefined) or value is None:
+        return ""
+    return quote(value if isinstance(value, str) else str(value), safe="")
+
+
+def environment(*, path: bool = False) -> jinja2.Environment:
+    """The process's template environments (cached templates are bound to them).
+
+    ``path=True``: the one for upstream paths, where every ``{{ value }}`` is encoded as a
+    path segment (the template's own text is kept as written).
+    """
+    env = _ENVIRONMENTS.get(path)
+    if env is None:
+        env = _SandboxedNativeEnvironment(
+            undefined=jinja2.ChainableUndefined,
+            autoescape=False,
+            finalize=path_segment if path else None,
+        )
         env.filters.update(pick=pick, combine=combine, html_to_text=html_to_text, tojson=tojson)
         env.globals.update(TEMPLATE_GLOBALS)
-        _ENVIRONMENT = env
-    return _ENVIRONMENT
+        _ENVIRONMENTS[path] = env
+    return env
+
+
+def _missing_as_null(value: Any) -> Any:
+    # A template read a field the data did not have (undefined), or met data of another
+    # type than expected (`body.count` on a string is the string's method): null.
+    if isinstance(value, jinja2.Undefined) or callable(value):
+        return None
+    raise NotImplementedError(f"cannot encode {type(value).__name__} as JSON")
+
+
+encode_json = msgspec.json.Encoder(enc_hook=_missing_as_null).encode
+"""JSON of a template's result: what the data lacked (undefined, or of another type) is
+null; anything else that is not JSON raises NotImplementedError."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,7 @@ class ParamValidator:
             return fail(f"must be at least {rule.min_length} characters long")
         if rule.max_length is not None and len(text) > rule.max_length:
             return fail(f"must be at most {rule.max_length} characters long")
-        if rule.regex is not None and not rule.regex.search(text):
+        if rule.regex is not None and not rule.regex.fullmatch(text):
             return fail(f"must match {rule.pattern!r}")
         return value
 

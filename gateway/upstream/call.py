@@ -30,6 +30,8 @@ class UpstreamAnswer:
     status: int
     content_type: bytes | None
     body: bytes
+    retry_after: str | None = None
+    """The upstream's Retry-After (on 429 and 503), passed on to the caller."""
 
 
 class UpstreamCaller:
@@ -76,7 +78,10 @@ class UpstreamCaller:
                             continue
                         content_type = response.headers.get("Content-Type")
                         encoded = content_type.encode() if content_type else None
-                        return UpstreamAnswer(response.status, encoded, body)
+                        retry_after = (
+                            response.headers.get("Retry-After") if response.status >= 400 else None
+                        )
+                        return UpstreamAnswer(response.status, encoded, body, retry_after)
                 except TimeoutError:
                     if last:
                         detail = f"did not answer within {timeout_seconds:g}s"

@@ -12,11 +12,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+import yarl
 
 from tests.conftest import REPO, write_config
 from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, serving
 from tests.upstreams.ambivo import answer
-from tests.upstreams.server import Upstream
+from tests.upstreams.server import Upstream, free_port
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMSJ9.c2lnbmF0dXJl"
 
@@ -227,3 +228,40 @@ def test_check_diff_against_lists_what_a_reload_would_change(tmp_path: Path) -> 
     ]
     same = run("check", "--config-dir", str(new), "--diff-against", str(new))
     assert same.stdout.splitlines()[0] == f"no changes against {new}"
+
+
+def test_serve_with_an_unreachable_redis_says_so_in_one_line_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    write_config(tmp_path, f"store: {{url: 'redis://:hunter2-secret@127.0.0.1:{port}/0'}}\n", {})
+    result = subprocess.run(
+        [GATEWAY_BIN, "serve", "--config-dir", str(tmp_path), "--port", str(free_port())],
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1
+    assert errors[0].endswith(
+        f"store redis://127.0.0.1:{port}/0 is unreachable: Error 111 connecting to"
+        f" 127.0.0.1:{port}. Connection refused."
+    )
+    assert "Traceback" not in result.stderr
+    assert "hunter2-secret" not in result.stderr
+
+
+async def test_a_line_break_in_a_request_path_cannot_forge_a_log_line(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    async with serving(REPO, CLEAN_ENV, log) as (url, _), aiohttp.ClientSession() as http:
+        forged = "/gmail/messages/x%0D%0A2026-01-01%2000:00:00,000%20INFO%20gateway%20FORGED"
+        async with http.get(yarl.URL(url + forged, encoded=True)) as response:
+            assert response.status == 503  # gmail is not configured here; it is logged
+    lines = log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith("2026-01-01")]
+    logged = [line for line in lines if "FORGED" in line]
+    assert len(logged) == 1  # the access log line, with the line break escaped
+    assert "/gmail/messages/x\\r\\n2026-01-01 00:00:00,000 INFO gateway FORGED 503" in logged[0]

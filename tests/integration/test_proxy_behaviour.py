@@ -48,6 +48,7 @@ routes:
     path: /items/{item_id}
     tags: [shop]
     upstream: {path: "/v1/items/{{ path.item_id }}"}
+    response: {pass_statuses: []}        # every upstream error is a 502 here
   - {id: flaky, path: /flaky, upstream: {path: /v1/flaky}}
   - {id: slow, path: /slow, timeout: 200ms, retry: {attempts: 1}, upstream: {path: /v1/slow}}
   - {id: slowRetried, path: /slow-retried, timeout: 200ms, upstream: {path: /v1/slow}}

@@ -49,6 +49,8 @@ class Server(Base):
     """Log one line per proxied request."""
     max_body_bytes: PositiveInt = 1_048_576
     """Largest request body accepted (413 beyond)."""
+    max_json_depth: Annotated[int, msgspec.Meta(ge=2, le=512)] = 64
+    """Deepest nesting of arrays and objects accepted in a JSON body (400 beyond)."""
 
 
 class Info(Base):

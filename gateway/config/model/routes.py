@@ -188,6 +188,9 @@ class ResponseSpec(Base):
     """The success response's description in the OpenAPI document."""
     max_chars: PositiveInt | None = None
     """Cap on the answer's size in characters (default from `defaults.max_response_chars`)."""
+    pass_statuses: list[StatusCode] | None = None
+    """Upstream error statuses answered to the caller as themselves instead of 502 (default
+    404 and 429, plus 401 and 403 as 401 when the caller's own token is passed through)."""
 
 
 class Route(Base):

@@ -1,0 +1,11 @@
+"""What a store call raises when the store cannot be reached (Redis down, a timeout):
+redis-py wraps socket errors and timeouts in its own RedisError."""
+
+from __future__ import annotations
+
+from redis.exceptions import RedisError
+
+__all__ = ["STORE_ERRORS"]
+
+STORE_ERRORS: tuple[type[Exception], ...] = (RedisError,)
+"""Catch these around a store call to answer 503 instead of failing the request."""
