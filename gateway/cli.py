@@ -30,6 +30,7 @@ __all__ = ["main"]
 
 
 def _snapshot_or_exit(config_dir: Path) -> Snapshot:
+    _folder_or_exit(config_dir)
     try:
         return compile_config(load(config_dir))
     except ConfigErrors as exc:
@@ -38,6 +39,15 @@ def _snapshot_or_exit(config_dir: Path) -> Snapshot:
         count = len(exc.errors)
         print(f"{count} error{'s' if count != 1 else ''} in {config_dir}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _folder_or_exit(config_dir: Path) -> None:
+    if not config_dir.is_dir():
+        print(
+            f"config folder {config_dir} does not exist (give one with --config-dir)",
+            file=sys.stderr,
+        )
+        raise SystemExit(1)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -165,6 +175,7 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.run import serve
 
+    _folder_or_exit(args.config_dir)
     return serve(args.config_dir, args.host, args.port, watch=not args.no_watch)
 
 

@@ -11,6 +11,8 @@ Configuration mistakes are found at load or compile time and never surface as a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = ["ConfigError", "ConfigErrors", "GatewayError", "UpstreamError", "UpstreamTimeout"]
 
 
@@ -39,6 +41,24 @@ class ConfigError(GatewayError):
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.file, self.line, self.column, self.message)
+
+    def summary(self) -> str:
+        """Place and kind of the mistake, none of its values: the message up to the first
+        quote or colon (values are quoted), e.g. ``a.yaml:4:21: Invalid value - at `$.x```."""
+        kind = self.message
+        for stop in (":", "'", '"', "`", " got "):
+            kind = kind.split(stop, 1)[0]
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        suffix = f" - at `{self.path}`" if self.path and self.path != "$" else ""
+        return f"{where}: {kind.strip() or 'invalid'}{suffix}"
+
+    def redacted(self, values: Iterable[str]) -> ConfigError:
+        """The same mistake with every one of ``values`` in its message shown as `***`."""
+        message = self.message
+        for value in values:
+            if value in message:
+                message = message.replace(value, "***")
+        return ConfigError(self.file, self.line, self.column, message, self.path)
 
 
 class ConfigErrors(GatewayError):

@@ -21,7 +21,7 @@ import watchfiles
 from gateway.compiler import compile_config
 from gateway.config.load import GATEWAY_FILE, PLUGINS_DIR, ROUTES_DIR, SCHEMAS_DIR, load
 from gateway.diff import SnapshotDiff, diff_snapshots
-from gateway.errors import ConfigErrors
+from gateway.errors import ConfigError, ConfigErrors
 from gateway.logs import logger
 from gateway.snapshot import Snapshot
 
@@ -58,8 +58,19 @@ class Reloader:
     watch_files: bool = True
     reloads: int = 0
     failed: int = 0
-    last_error: str | None = None
+    last_errors: tuple[ConfigError, ...] = ()
+    """The mistakes that refused the last reload (none once a reload succeeds)."""
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def last_error(self) -> str | None:
+        """The last refusal's errors in full (values from the environment redacted)."""
+        return "\n".join(str(error) for error in self.last_errors) or None
+
+    @property
+    def last_error_places(self) -> str | None:
+        """Where and what kind, without the values: for callers without the admin key."""
+        return "\n".join(error.summary() for error in self.last_errors) or None
 
     def _build(self) -> Snapshot:
         return compile_config(load(self.config_dir, environ=self.environ))
@@ -74,7 +85,7 @@ class Reloader:
                 elapsed = time.perf_counter() - started
                 errors = tuple(str(error) for error in exc.errors)
                 self.failed += 1
-                self.last_error = "\n".join(errors)
+                self.last_errors = tuple(exc.errors)
                 logger.error(
                     "reload (%s) refused, still serving version %s: %d error(s)",
                     reason,
@@ -86,13 +97,13 @@ class Reloader:
                 return ReloadResult(ReloadOutcome.FAILED, previous.version, elapsed, errors)
             elapsed = time.perf_counter() - started
             if snapshot.version == previous.version:
-                self.last_error = None
+                self.last_errors = ()
                 logger.debug("reload (%s): version %s unchanged", reason, previous.version)
                 return ReloadResult(ReloadOutcome.UNCHANGED, previous.version, elapsed)
             diff = diff_snapshots(previous, snapshot)
             self.swap(snapshot)
             self.reloads += 1
-            self.last_error = None
+            self.last_errors = ()
             logger.info(
                 "reloaded (%s): version %s -> %s, %s, in %.0f ms",
                 reason,

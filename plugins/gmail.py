@@ -162,7 +162,15 @@ def _raw(message: EmailMessage) -> str:
     return base64.urlsafe_b64encode(message.as_bytes(policy=email.policy.SMTP)).decode()
 
 
+def _single_line(field: str, value: str | None) -> None:
+    """A header value from the caller must stay one header (no injected Bcc: lines)."""
+    if value and any(char in value for char in "\r\n\x00"):
+        raise PluginError(400, f"`{field}` must not contain a line break")
+
+
 def _message(to: str, subject: str, body: str, cc: str | None = None) -> EmailMessage:
+    for field, value in (("to", to), ("cc", cc), ("subject", subject)):
+        _single_line(field, value)
     message = EmailMessage()
     message["To"] = to
     if cc:

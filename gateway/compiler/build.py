@@ -79,8 +79,8 @@ def compile_config(config: Config) -> Snapshot:
             "$.store.url",
             f"expected memory:// or redis://host:port/db, got {gateway.store.url!r}",
         )
-    if run.errors:
-        raise ConfigErrors(run.errors)  # the one raise: every phase has run
+    if run.errors:  # the one raise: every phase has run
+        raise ConfigErrors([error.redacted(config.interpolated) for error in run.errors])
 
     admin = compile_admin(run)
     queue = compile_queue(run)

@@ -19,6 +19,8 @@ __all__ = ["Interpolator", "MissingVariable", "is_secret_path"]
 
 _EXPRESSION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `${` with no `}` after it (and not the `$${` escape): it would be sent as written.
+_UNCLOSED = re.compile(r"(?<!\$)\$\{(?![^}]*\})")
 # Fields whose values are credentials; anything interpolated into them is redacted.
 _SECRET_PATH = re.compile(r"(token|secret|password|passwd|keys?|credential|value|jwt)", re.I)
 
@@ -47,6 +49,9 @@ class Interpolator:
     base_dir: Path
     missing: list[MissingVariable] = field(default_factory=list)
     secrets: set[str] = field(default_factory=set)
+    outside: set[str] = field(default_factory=set)
+    """Every value taken from the environment or a file, wherever it went: config errors
+    quote none of them (a secret pasted into the wrong field must not be shown)."""
 
     @classmethod
     def from_environment(cls, base_dir: Path) -> Interpolator:
@@ -54,6 +59,11 @@ class Interpolator:
 
     def expand(self, text: str, path: str) -> tuple[str, bool]:
         """Return the expanded text and whether it was exactly one expression."""
+        if "${" in text and _UNCLOSED.search(text.replace("$${", "")):
+            raise ValueError(
+                f"unclosed `${{` in {text[:60]!r}: expected `${{NAME}}`, `${{NAME:-default}}`"
+                " or `${file:PATH}` (write `$${` for a literal `${`)"
+            )
         matches = list(_EXPRESSION.finditer(text))
         if not matches:
             return text, False
@@ -73,8 +83,10 @@ class Interpolator:
         if match.group(0) == "$${":
             return "${"
         value, from_outside = self._evaluate(match.group(1), path)
-        if value and from_outside and is_secret_path(path):
-            self.secrets.add(value)
+        if value and from_outside:
+            self.outside.add(value)
+            if is_secret_path(path):
+                self.secrets.add(value)
         return value
 
     def _evaluate(self, expression: str, path: str) -> tuple[str, bool]:

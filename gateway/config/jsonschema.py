@@ -39,7 +39,7 @@ def config_schemas() -> dict[str, str]:
     schemas = {}
     for name, (struct, title) in _FILES.items():
         schema: dict[str, Any] = msgspec.json.schema(struct, schema_hook=schema_hook)
-        schema = _with_field_docs(schema, struct)
+        schema = _accepting_variables(_with_field_docs(schema, struct))
         schema = {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": title,
@@ -47,6 +47,42 @@ def config_schemas() -> dict[str, str]:
         }
         schemas[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return schemas
+
+
+VARIABLE = {
+    "type": "string",
+    "pattern": r"^\$\{[^}]+\}$",
+    "description": "A `${VARIABLE}` (or `${VARIABLE:-default}`, `${file:PATH}`), set at load.",
+}
+_TYPED = {"integer", "number", "boolean"}
+
+
+def _accepting_variables(schema: Any) -> Any:
+    """Every non-string value may be written as one `${...}` expression (interpolated before
+    the types are checked), so an editor does not flag `enabled: ${POLLING:-false}`."""
+    if isinstance(schema, list):
+        return [_accepting_variables(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    walked = {
+        key: _accepting_variables(value) if key != "properties" else _each(value)
+        for key, value in schema.items()
+    }
+    types = walked.get("type")
+    kinds = set(types) if isinstance(types, list) else {types} if isinstance(types, str) else set()
+    constrained = "string" in kinds and ("pattern" in walked or "enum" in walked)
+    if (kinds & _TYPED and "string" not in kinds) or constrained:
+        described = {key: walked[key] for key in ("description", "default") if key in walked}
+        typed = {key: value for key, value in walked.items() if key not in described}
+        return {**described, "anyOf": [typed, VARIABLE]}
+    return walked
+
+
+def _each(properties: Any) -> Any:
+    """A `properties` map: its keys are names, its values schemas."""
+    if not isinstance(properties, dict):
+        return properties
+    return {name: _accepting_variables(value) for name, value in properties.items()}
 
 
 def _with_field_docs(schema: dict[str, Any], root: type[msgspec.Struct]) -> dict[str, Any]:

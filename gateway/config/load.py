@@ -33,6 +33,7 @@ ROUTES_DIR = "routes.d"
 SCHEMAS_DIR = "schemas"
 PLUGINS_DIR = "plugins"
 CONFIG_SCHEMAS_DIR = "config"  # schemas/config/: generated schemas of our own files
+MIN_HIDDEN_CHARS = 6  # shorter interpolated values (ports, "true") would hide ordinary text
 _MSGSPEC_ERROR = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 
 T = TypeVar("T")
@@ -65,6 +66,8 @@ class Config:
     route_files: tuple[LoadedRoutes, ...]
     schemas: tuple[LoadedSchema, ...]
     plugin_digests: tuple[tuple[str, str], ...] = ()
+    interpolated: frozenset[str] = frozenset()
+    """Values taken from the environment or files: compile errors quote none of them."""
     """(file name, sha256) of every plugins/*.py: an edited plugin is a new version."""
 
     def sources(self) -> list[SourceFile]:
@@ -79,6 +82,7 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
     directory = directory.resolve()
     env = dict(environ) if environ is not None else None
     errors: list[ConfigError] = []
+    outside: set[str] = set()  # every interpolated value, for redacting errors
 
     def read(path: Path) -> SourceFile | None:
         interpolator = (
@@ -91,6 +95,8 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
         except ConfigErrors as exc:
             errors.extend(exc.errors)
             return None
+        finally:
+            outside.update(interpolator.outside)
 
     gateway = GatewayFile()
     gateway_source = None
@@ -118,13 +124,16 @@ def load(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
             continue
         schemas.append(LoadedSchema(path.stem.removesuffix(".schema"), source, source.data))
 
+    hidden = frozenset(value for value in outside if len(value) >= MIN_HIDDEN_CHARS)
     if errors:
-        raise ConfigErrors(errors)
+        raise ConfigErrors([error.redacted(hidden) for error in errors])
     plugins = tuple(
         (path.name, hashlib.sha256(path.read_bytes()).hexdigest())
         for path in _files(directory / PLUGINS_DIR, (".py",))
     )
-    return Config(directory, gateway, gateway_source, tuple(route_files), tuple(schemas), plugins)
+    return Config(
+        directory, gateway, gateway_source, tuple(route_files), tuple(schemas), plugins, hidden
+    )
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -22,7 +22,7 @@ from gateway.logs import REQUEST_ID, logger
 from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
-from gateway.reload import ReloadOutcome
+from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
@@ -44,6 +44,27 @@ def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
         authenticate(snapshot.admin, headers, {})
     except Unauthorized as exc:
         raise HTTPException(status_code=401, detail=exc.detail) from None
+
+
+def _is_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> bool:
+    if not snapshot.admin.keys:
+        return False
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    try:
+        authenticate(snapshot.admin, headers, {})
+    except Unauthorized:
+        return False
+    return True
+
+
+def _reload_error(
+    reloader: Reloader | None, request: Request[Any, Any, Any], snapshot: Snapshot
+) -> str | None:
+    """The last refused reload: in full for the admin key, else its places and kinds only
+    (a value that landed in a broken edit is nobody else's business)."""
+    if reloader is None:
+        return None
+    return reloader.last_error if _is_admin(request, snapshot) else reloader.last_error_places
 
 
 def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -72,7 +93,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     redoc = RedocRenderPlugin(path="/docs")
 
     @get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
         snapshot = switch.current
         reloader = state.reloader
         try:
@@ -90,7 +111,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             ],
             "reloads": reloader.reloads if reloader else 0,
             "failed_reloads": reloader.failed if reloader else 0,
-            "last_reload_error": reloader.last_error if reloader else None,
+            "last_reload_error": _reload_error(reloader, request, snapshot),
             "uptime_seconds": round(time.time() - state.started_at, 1),
             "store": state.backend.kind,
             "webhooks": {

@@ -265,3 +265,31 @@ async def test_a_line_break_in_a_request_path_cannot_forge_a_log_line(tmp_path: 
     logged = [line for line in lines if "FORGED" in line]
     assert len(logged) == 1  # the access log line, with the line break escaped
     assert "/gmail/messages/x\\r\\n2026-01-01 00:00:00,000 INFO gateway FORGED 503" in logged[0]
+
+
+def test_check_and_serve_refuse_a_config_folder_that_does_not_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    for command in ("check", "serve"):
+        result = run(command, "--config-dir", str(missing))
+        assert (result.returncode, result.stderr) == (
+            1,
+            f"config folder {missing} does not exist (give one with --config-dir)\n",
+        )
+
+
+def test_an_unclosed_variable_is_a_config_error(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        "",
+        {
+            "a": 'upstream:\n  name: a\n  base_url: http://x\n  auth: {type: bearer, token: "${TOKEN"}\n'
+        },
+    )
+    result = run("check", "--config-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "routes.d/a.yaml:4:31: unclosed `${` in '${TOKEN': expected `${NAME}`,"
+        " `${NAME:-default}` or `${file:PATH}` (write `$${` for a literal `${`)"
+        " - at `$.upstream.auth.token`",
+        f"1 error in {tmp_path}",
+    ]

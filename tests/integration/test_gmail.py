@@ -158,6 +158,13 @@ async def check_gmail(gw: RunningGateway, state: GoogleState, upstream: Upstream
     assert (raw["To"], raw["Cc"], raw["Subject"]) == ("bob@example.com", "c@x.io", "Hello")
     assert raw.get_content().strip() == "Hi Bob,\r\nsee you."  # RFC 2822 line ends
     assert (await post(gw, "/gmail/send", {"to": "bob@example.com"}))[0] == 400
+    sent_before = len(state.sent)
+    for field in ("to", "cc", "subject"):
+        injected = {"to": "bob@example.com", "subject": "Hi", "body": "x", "cc": "c@x.io"}
+        injected[field] += "\r\nBcc: eve@evil.example"
+        status, problem = await post(gw, "/gmail/send", injected)
+        assert (status, problem["detail"]) == (400, f"`{field}` must not contain a line break")
+    assert len(state.sent) == sent_before  # nothing reached Gmail
 
     # Reply in the thread.
     status, replied = await post(gw, "/gmail/reply", {"message_id": "m1", "body": "Noted!"})

@@ -73,10 +73,14 @@ async def test_broken_edit_keeps_serving_and_is_reported(
         assert gw.state.switch.current.version == version
         async with gw.http.get(f"{gw.url}/items") as r:
             assert r.status == 200
-        async with gw.http.get(f"{gw.url}/health") as r:
+        async with gw.http.get(f"{gw.url}/health", headers={"X-Admin-Key": "admin-secret"}) as r:
             health = await r.json()
         assert health["failed_reloads"] == 1
         assert health["last_reload_error"] == result.errors[0]
+        async with gw.http.get(f"{gw.url}/health") as r:  # without the admin key
+            assert (await r.json())["last_reload_error"] == (
+                "routes.d/shop.yaml:4:21: Invalid value - at `$.routes[1].path`"
+            )
         (folder / "routes.d" / "shop.yaml").write_text(SHOP)  # fixed again
         assert (await reloader(gw).reload("fixed")).outcome is ReloadOutcome.UNCHANGED
         async with gw.http.get(f"{gw.url}/health") as r:
@@ -187,3 +191,34 @@ async def test_settings_read_at_start_are_named_when_a_reload_changes_them(
         # The new snapshot carries the new values; what was opened at start stays as it was.
         assert gw.state.backend.stores.namespace == "gateway"
         assert gw.state.switch.current.queue.consume is False
+
+
+async def test_a_secret_in_a_broken_edit_is_never_shown(
+    gateway: GatewayFactory, shop: Upstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token lands in a field where it does not fit: the refusal redacts it everywhere."""
+    folder = write_config(tmp_path, GATEWAY, {"shop": SHOP})
+    environ = {"SHOP_URL": shop.url, "SHOP_SECRET": "sk-live-0123456789abcdef"}
+    async with gateway(folder, environ) as gw:
+        (folder / "routes.d" / "shop.yaml").write_text(
+            SHOP.replace("auth: {type: bearer, token: t1}", "timeout: '${SHOP_SECRET}'")
+        )
+        with caplog.at_level("ERROR", logger="gateway"):
+            async with gw.http.post(
+                f"{gw.url}/admin/reload", headers={"X-Admin-Key": "admin-secret"}
+            ) as r:
+                assert r.status == 422
+                refused = await r.text()
+        async with gw.http.get(f"{gw.url}/health", headers={"X-Admin-Key": "admin-secret"}) as r:
+            full = (await r.json())["last_reload_error"]
+        async with gw.http.get(f"{gw.url}/health") as r:
+            anonymous = (await r.json())["last_reload_error"]
+    assert full == (
+        "routes.d/shop.yaml:1:58: Expected a duration like `10s`, `200ms` or `1.5m`, got '***'"
+        " - at `$.upstream.timeout`"
+    )
+    assert (
+        anonymous == "routes.d/shop.yaml:1:58: Expected a duration like - at `$.upstream.timeout`"
+    )
+    for shown in (refused, full, anonymous, caplog.text):
+        assert "sk-live-0123456789abcdef" not in shown
