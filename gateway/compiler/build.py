@@ -34,11 +34,13 @@ from gateway.snapshot import (
     OAuthSpec,
     Snapshot,
     StartupSettings,
+    ThrottleLimits,
 )
 
 __all__ = ["compile_config"]
 
 STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+DEFAULT_FAILED_AUTH_WINDOW = 60.0
 MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
 
 
@@ -105,6 +107,10 @@ def compile_config(config: Config) -> Snapshot:
         access_log=gateway.server.access_log,
         max_body_bytes=gateway.server.max_body_bytes,
         max_json_depth=gateway.server.max_json_depth,
+        failed_auth=ThrottleLimits(
+            gateway.server.failed_auth_limit,
+            gateway.server.failed_auth_window or DEFAULT_FAILED_AUTH_WINDOW,
+        ),
         upstreams={name: upstream.settings for name, upstream in upstreams.items()},
         unconfigured={r.id: r.unconfigured for r in routes if r.unconfigured},
         startup=StartupSettings(

@@ -28,13 +28,14 @@ from gateway.serve.answers import (
     send_response,
 )
 from gateway.serve.answers import shaped as shaped_answer
-from gateway.serve.exchange import Exchange, not_connected
+from gateway.serve.exchange import Exchange, client_ip, not_connected, too_many_failures
 from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.proxy import ProxyHandler
 from gateway.snapshot import (
     CompiledRoute,
     FieldError,
+    InboundAuthSpec,
     PluginRoute,
     ProxyRoute,
     RouteCommon,
@@ -44,6 +45,7 @@ from gateway.snapshot import (
 )
 from gateway.store.errors import STORE_ERRORS
 from gateway.store.ratelimit import RateLimiter
+from gateway.store.throttle import Throttle
 from gateway.upstream.auth import Caller
 
 __all__ = ["Dispatcher"]
@@ -62,6 +64,7 @@ class Dispatcher:
         self.oauth = oauth
         self.limiter = limiter
         self.proxy = ProxyHandler(host.upstreams)
+        self.throttle = Throttle(host.backend.store, limiter)
 
     async def __call__(
         self,
@@ -166,6 +169,24 @@ class Dispatcher:
             return None
         if auth.type == "oauth":
             return await self._oauth_identity(route, exchange.headers)
+        if auth.type != "api_key":  # a passed-through token is checked by its upstream
+            return self._checked(auth, exchange)
+        ip = client_ip(exchange.scope)
+        limits = exchange.snapshot.failed_auth
+        if (wait := await self.throttle.blocked("api_key", ip, None)) is not None:
+            raise too_many_failures(wait)
+        try:
+            return self._checked(auth, exchange)
+        except Problem:
+            lockout = await self.throttle.failed(
+                "api_key", ip, None, limits.failures, limits.window
+            )
+            if lockout is not None:
+                raise too_many_failures(lockout) from None
+            raise
+
+    @staticmethod
+    def _checked(auth: InboundAuthSpec, exchange: Exchange) -> Identity:
         try:
             return authenticate(auth, exchange.headers, exchange.query)
         except Unauthorized as exc:
@@ -199,7 +220,7 @@ class Dispatcher:
             return []
         identity = exchange.identity
         if spec.key == "ip":
-            caller = (exchange.scope.get("client") or ("unknown", 0))[0]
+            caller = client_ip(exchange.scope)
         elif spec.key in ("api_key", "bearer") or spec.template is None:
             caller = identity.subject if identity and identity.subject else "anonymous"
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +10,7 @@ from gateway.serve.answers import Problem
 from gateway.serve.inbound import Identity
 from gateway.snapshot import Snapshot
 
-__all__ = ["Exchange", "not_connected"]
+__all__ = ["Exchange", "client_ip", "not_connected", "too_many_failures"]
 
 
 @dataclass(slots=True)
@@ -30,6 +31,23 @@ class Exchange:
     def user(self) -> str | None:
         """The user the caller's credential stands for (an api key's user, a token's)."""
         return self.identity.user if self.identity is not None else None
+
+
+def client_ip(scope: dict[str, Any]) -> str:
+    """The peer's address (proxy headers are not believed here)."""
+    return str((scope.get("client") or ("unknown", 0))[0])
+
+
+def too_many_failures(wait: float) -> Problem:
+    """The 429 of a caller (or credential) locked out after too many failed checks."""
+    seconds = max(1, math.ceil(wait))
+    problem = Problem(
+        429,
+        "too-many-failed-attempts",
+        f"too many failed credential checks; retry in {seconds}s",
+    )
+    problem.headers.append((b"retry-after", str(seconds).encode()))
+    return problem
 
 
 def not_connected(detail: str) -> Problem:

@@ -5,6 +5,7 @@ lifespan runs this process's watcher, webhook worker and scheduler."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
 from gateway.snapshot import Snapshot
+from gateway.store.throttle import Throttle
 
 __all__ = ["fixed_surface"]
 
@@ -35,15 +37,34 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def _require_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> None:
+async def _require_admin(
+    request: Request[Any, Any, Any], snapshot: Snapshot, throttle: Throttle
+) -> None:
+    """The admin key, or 401; failed checks are throttled per client IP (429)."""
     if not snapshot.admin.keys:
         detail = "the admin API is off: set `admin.keys` in gateway.yaml"
         raise HTTPException(status_code=503, detail=detail)
+    ip = request.client.host if request.client else "unknown"
+    if (wait := await throttle.blocked("admin", ip, None)) is not None:
+        raise _locked_out(wait)
     headers = {key.lower(): value for key, value in request.headers.items()}
     try:
         authenticate(snapshot.admin, headers, {})
     except Unauthorized as exc:
+        limits = snapshot.failed_auth
+        lockout = await throttle.failed("admin", ip, None, limits.failures, limits.window)
+        if lockout is not None:
+            raise _locked_out(lockout) from None
         raise HTTPException(status_code=401, detail=exc.detail) from None
+
+
+def _locked_out(wait: float) -> HTTPException:
+    seconds = max(1, math.ceil(wait))
+    return HTTPException(
+        status_code=429,
+        detail=f"too many failed credential checks; retry in {seconds}s",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 def _is_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> bool:
@@ -89,6 +110,7 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 
 def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
+    throttle = Throttle(state.backend.store, state.backend.limiter)
     switch = state.switch
     redoc = RedocRenderPlugin(path="/docs")
 
@@ -174,7 +196,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
 
     @post("/admin/reload", status_code=200)
     async def admin_reload(request: Request[Any, Any, Any]) -> Response[bytes]:
-        _require_admin(request, switch.current)
+        await _require_admin(request, switch.current, throttle)
         if state.reloader is None:
             raise HTTPException(status_code=503, detail="this gateway runs without reloading")
         result = await state.reloader.reload("POST /admin/reload")
@@ -199,7 +221,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     async def dead_letters(
         request: Request[Any, Any, Any], limit: FromQuery[int] = 100
     ) -> dict[str, Any]:
-        _require_admin(request, switch.current)
+        await _require_admin(request, switch.current, throttle)
         letters = await state.backend.queue.dead(max(1, min(limit, 1000)))
         return {"dead_letters": [dead_letter_summary(letter) for letter in letters]}
 
@@ -207,7 +229,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     async def replay_dead_letter(
         request: Request[Any, Any, Any], event_id: FromPath[str]
     ) -> dict[str, Any]:
-        _require_admin(request, switch.current)
+        await _require_admin(request, switch.current, throttle)
         if not await state.backend.queue.replay(event_id):
             raise HTTPException(status_code=404, detail=f"no dead letter with id {event_id}")
         return {"status": "queued", "id": event_id}

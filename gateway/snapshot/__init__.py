@@ -7,7 +7,7 @@ builds these, and serve/, queue/, oauth/ and the plugin host only read them.
 from __future__ import annotations
 
 from gateway.snapshot.events import CompiledSchedule, CompiledWebhook, HmacSpec, QueueSpec
-from gateway.snapshot.generation import LintIssue, Snapshot, StartupSettings
+from gateway.snapshot.generation import LintIssue, Snapshot, StartupSettings, ThrottleLimits
 from gateway.snapshot.oauth import OAuthClientSpec, OAuthSpec
 from gateway.snapshot.plugins import PluginTarget
 from gateway.snapshot.routes import (
@@ -65,6 +65,7 @@ __all__ = [
     "Snapshot",
     "StartupSettings",
     "StaticRoute",
+    "ThrottleLimits",
     "UpstreamBinding",
     "UpstreamCall",
     "UpstreamSettings",

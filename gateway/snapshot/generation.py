@@ -18,7 +18,7 @@ from gateway.snapshot.oauth import OAuthSpec
 from gateway.snapshot.routes import CompiledRoute, InboundAuthSpec, RouteTable
 from gateway.snapshot.upstreams import UpstreamSettings
 
-__all__ = ["LintIssue", "Snapshot", "StartupSettings"]
+__all__ = ["LintIssue", "Snapshot", "StartupSettings", "ThrottleLimits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,14 @@ class LintIssue:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file else ""
         return f"{where}{self.level}: [{self.document}] {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleLimits:
+    """Failed credential checks allowed per client IP and per credential, per window."""
+
+    failures: int
+    window: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,7 @@ class Snapshot:
     access_log: bool
     max_body_bytes: int
     max_json_depth: int
+    failed_auth: ThrottleLimits
     upstreams: Mapping[str, UpstreamSettings]
     unconfigured: Mapping[str, str]
     """Route id -> the 503 message, for every route missing a secret."""

@@ -51,6 +51,12 @@ class Server(Base):
     """Largest request body accepted (413 beyond)."""
     max_json_depth: Annotated[int, msgspec.Meta(ge=2, le=512)] = 64
     """Deepest nesting of arrays and objects accepted in a JSON body (400 beyond)."""
+    failed_auth_limit: PositiveInt = 10
+    """Failed credential checks (API keys, the admin key, logins, client secrets) allowed per
+    client IP and per credential in `failed_auth_window`; beyond it, 429 for the window."""
+    failed_auth_window: Duration | None = None
+    """The window `failed_auth_limit` is counted over, and how long a lockout lasts
+    (default 1m)."""
 
 
 class Info(Base):
