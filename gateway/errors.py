@@ -5,6 +5,7 @@
   + ConfigErrors    every mistake of one load or compile, collected (raised, never partial)
   + UpstreamError   an upstream call failed (mapped to 502/504 at the edge)
     - UpstreamTimeout
+    - UpstreamTooLarge
 
 Configuration mistakes are found at load or compile time and never surface as a 500.
 """
@@ -13,7 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "ConfigErrors", "GatewayError", "UpstreamError", "UpstreamTimeout"]
+__all__ = [
+    "ConfigError",
+    "ConfigErrors",
+    "GatewayError",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamTooLarge",
+]
 
 
 class GatewayError(Exception):
@@ -82,3 +90,7 @@ class UpstreamError(GatewayError):
 
 class UpstreamTimeout(UpstreamError):
     """The upstream did not answer within the route's timeout."""
+
+
+class UpstreamTooLarge(UpstreamError):
+    """The upstream's answer is larger than its `max_answer_bytes` (the read stopped)."""

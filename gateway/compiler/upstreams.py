@@ -30,6 +30,7 @@ __all__ = ["DEFAULT_TIMEOUT", "DeclaredUpstream", "compile_upstreams", "retry_po
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_BACKOFF = 0.2
+DEFAULT_DEADLINE = 40.0  # under ChatGPT's 45 s
 DEFAULT_REFRESH_MARGIN = 60.0
 
 
@@ -86,6 +87,7 @@ def compile_upstreams(run: Compilation) -> dict[str, DeclaredUpstream]:
             timeout=upstream.timeout or defaults.timeout or DEFAULT_TIMEOUT,
             connect_timeout=upstream.connect_timeout or DEFAULT_CONNECT_TIMEOUT,
             max_connections=upstream.max_connections,
+            max_answer_bytes=upstream.max_answer_bytes,
         )
         headers, auth = _outbound(upstream, public_url)
         found[upstream.name] = DeclaredUpstream(settings, upstream, loaded, headers, auth)
@@ -96,9 +98,12 @@ def retry_policy(run: Compilation, retry: Retry | None, upstream: Upstream | Non
     """The route's retry, else its upstream's, else the gateway default, else one attempt."""
     retry = retry or (upstream.retry if upstream else None)
     retry = retry or run.config.gateway.defaults.retry
+    deadline = run.config.gateway.defaults.deadline or DEFAULT_DEADLINE
     if retry is None:
-        return RetryPolicy(1, frozenset(), 0.0)
-    return RetryPolicy(retry.attempts, frozenset(retry.on_status), retry.backoff or DEFAULT_BACKOFF)
+        return RetryPolicy(1, frozenset(), 0.0, deadline)
+    return RetryPolicy(
+        retry.attempts, frozenset(retry.on_status), retry.backoff or DEFAULT_BACKOFF, deadline
+    )
 
 
 def _outbound(upstream: Upstream, public_url: str) -> tuple[dict[str, str], OutboundAuth | None]:

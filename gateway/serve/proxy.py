@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 import jinja2
 
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from gateway.plugin import UpstreamNotConnected
 from gateway.serve.answers import JSON, Answer, Problem, parse_answer, render, shaped
 from gateway.serve.exchange import Exchange, not_connected
@@ -111,6 +111,8 @@ class ProxyHandler:
             raise not_connected(exc.detail) from None
         except UpstreamTimeout as exc:
             raise Problem(504, "upstream-timeout", str(exc)) from None
+        except UpstreamTooLarge as exc:
+            raise Problem(502, "upstream-answer-too-large", str(exc)) from None
         except UpstreamError as exc:
             raise Problem(502, "upstream-unreachable", str(exc)) from None
         return answer

@@ -28,6 +28,7 @@ class UpstreamSettings:
     timeout: float
     connect_timeout: float
     max_connections: int
+    max_answer_bytes: int = 10_485_760
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class RetryPolicy:
     attempts: int
     on_status: frozenset[int]
     backoff: float
+    deadline: float = 40.0
+    """Seconds for all attempts together; a retry that would not fit is not made."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ UpstreamError; the caller decides how they look to its client.
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from gateway.snapshot import IDEMPOTENT_METHODS, RetryPolicy, UpstreamSettings
 from gateway.upstream.clients import ClientPool
 
@@ -56,12 +58,23 @@ class UpstreamCaller:
     ) -> UpstreamAnswer:
         session = self.pool.session(settings)
         url = self._url(settings.base_url, path)
-        client_timeout = self._timeout(settings, timeout_seconds)
         attempts = retry.attempts if method in IDEMPOTENT_METHODS else 1
+        deadline = time.monotonic() + retry.deadline
         self.pool.acquire(session)
         try:
             for attempt in range(1, attempts + 1):
                 last = attempt == attempts
+                remaining = deadline - time.monotonic()
+                # The last attempt that fits gets what is left of the deadline.
+                if remaining < timeout_seconds:
+                    # Not cached: each such value is used once.
+                    client_timeout = aiohttp.ClientTimeout(
+                        total=max(remaining, 0.001), connect=settings.connect_timeout
+                    )
+                    detail = f"did not answer within the {retry.deadline:g}s deadline"
+                else:
+                    client_timeout = self._timeout(settings, timeout_seconds)
+                    detail = f"did not answer within {timeout_seconds:g}s"
                 try:
                     async with session.request(
                         method,
@@ -72,25 +85,29 @@ class UpstreamCaller:
                         timeout=client_timeout,
                         allow_redirects=False,
                     ) as response:
-                        body = await response.read()
-                        if response.status in retry.on_status and not last:
-                            await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
-                            continue
-                        content_type = response.headers.get("Content-Type")
-                        encoded = content_type.encode() if content_type else None
+                        body = await _read_capped(response, settings)
                         retry_after = (
                             response.headers.get("Retry-After") if response.status >= 400 else None
                         )
+                        if response.status in retry.on_status and not last:
+                            pause = _pause(retry, attempt, retry_after)
+                            if time.monotonic() + pause < deadline:
+                                await asyncio.sleep(pause)
+                                continue
+                        content_type = response.headers.get("Content-Type")
+                        encoded = content_type.encode() if content_type else None
                         return UpstreamAnswer(response.status, encoded, body, retry_after)
                 except TimeoutError:
-                    if last:
-                        detail = f"did not answer within {timeout_seconds:g}s"
+                    if last or deadline - time.monotonic() <= 0:
                         raise UpstreamTimeout(settings.name, detail) from None
                 except aiohttp.ClientError as exc:
                     if last:
                         detail = f"could not be reached: {type(exc).__name__}"
                         raise UpstreamError(settings.name, detail) from None
-                await asyncio.sleep(retry.backoff * 2 ** (attempt - 1))
+                pause = _pause(retry, attempt, None)
+                if time.monotonic() + pause >= deadline:
+                    raise UpstreamTimeout(settings.name, detail)
+                await asyncio.sleep(pause)
             raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
             self.pool.release(session)
@@ -115,3 +132,29 @@ class UpstreamCaller:
         if found is None:
             found = self._timeouts[key] = aiohttp.ClientTimeout(total=key[0], connect=key[1])
         return found
+
+
+def _pause(retry: RetryPolicy, attempt: int, retry_after: str | None) -> float:
+    """Exponential backoff with jitter (replicas do not retry in step), at least what the
+    upstream's Retry-After (seconds) asks for."""
+    pause = retry.backoff * 2.0 ** (attempt - 1) * random.uniform(0.5, 1.5)  # noqa: S311 (jitter)
+    if retry_after is not None and retry_after.strip().isdigit():
+        pause = max(pause, float(retry_after.strip()))
+    return pause
+
+
+async def _read_capped(response: aiohttp.ClientResponse, settings: UpstreamSettings) -> bytes:
+    """The whole answer, read in chunks and stopped at the upstream's cap (memory stays
+    bounded whatever the upstream sends)."""
+    cap = settings.max_answer_bytes
+    declared = response.content_length
+    if declared is not None and declared > cap:
+        raise UpstreamTooLarge(settings.name, f"answered more than {cap} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > cap:
+            raise UpstreamTooLarge(settings.name, f"answered more than {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -234,6 +234,9 @@ class Defaults(Base):
     max_response_chars: PositiveInt = 100_000
     """Cap on an answer's size in characters, for routes without
     `response.max_chars`."""
+    deadline: Duration | None = None
+    """Overall time for one upstream call with all its retries (default 40s, under
+    ChatGPT's 45s); a retry that would not fit is not made."""
 
 
 class Profile(Base):

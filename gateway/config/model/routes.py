@@ -107,6 +107,9 @@ class Upstream(Base):
     """Retries of this upstream's routes without `retry` (default `defaults.retry`)."""
     rate_limit: RateLimit | None = None
     """Shared by all routes of this upstream that do not set their own."""
+    max_answer_bytes: PositiveInt = 10_485_760
+    """Largest upstream answer read (10 MiB); a larger one stops the read at the cap and is
+    a 502 (memory stays bounded)."""
     max_connections: PositiveInt = 100
     """Most connections open to this upstream at once."""
 
