@@ -19,7 +19,7 @@ __all__ = ["Backend", "open_backend"]
 
 @dataclass
 class Backend:
-    """``open_backend("redis://127.0.0.1:6379/0", "gateway", dead_letters=10_000)``."""
+    """``open_backend("redis://127.0.0.1:6379/0", "gateway", 10_000, 10_000)``."""
 
     stores: StoreBackend
     queue: EventQueue
@@ -48,10 +48,15 @@ class Backend:
     def durable(self) -> bool:
         return self.stores.durable
 
+    async def ping(self) -> None:
+        """Raises when the store cannot be reached (memory always can)."""
+        if self.stores.redis is not None:
+            await self.stores.redis.ping()
+
     async def close(self) -> None:
         await self.stores.close()
 
 
-def open_backend(url: str, namespace: str, dead_letters: int) -> Backend:
+def open_backend(url: str, namespace: str, dead_letters: int, memory_limit: int) -> Backend:
     stores = open_store(url, namespace)
-    return Backend(stores, open_queue(stores, dead_letters))
+    return Backend(stores, open_queue(stores, dead_letters, memory_limit))

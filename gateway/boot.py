@@ -41,7 +41,9 @@ def boot(
     """Raises ConfigErrors when the configuration is refused (nothing is opened then)."""
     snapshot = compile_config(load(config_dir, environ=environ))
     startup = snapshot.startup
-    backend = open_backend(startup.store_url, startup.store_namespace, startup.dead_letters)
+    backend = open_backend(
+        startup.store_url, startup.store_namespace, startup.dead_letters, startup.memory_limit
+    )
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
     reloader = Reloader(
         config_dir, current=state.switch.get, swap=state.swap, environ=environ, watch_files=watch

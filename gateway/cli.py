@@ -153,8 +153,9 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
+        startup = snapshot.startup
         backend = open_backend(
-            snapshot.store_url, snapshot.store_namespace, snapshot.queue.dead_letters
+            startup.store_url, startup.store_namespace, startup.dead_letters, startup.memory_limit
         )
         try:
             if args.action == "dead":

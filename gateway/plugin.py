@@ -37,15 +37,29 @@ Rules:
   with ``expires_in``, ``delete``): for what must be shared; in memory unless configured.
 * ``ctx.locks.acquire(key, ttl)`` is an atomic set-if-absent (a :class:`Lock` or None), and
   ``ctx.limiter.hit(key, limit, per)`` a rate-limit decision; both are shared by replicas
-  when the store is Redis.
+  when the store is Redis. ``acquire(key, ttl, renew=True)`` makes ``ttl`` a short lease
+  that the lock itself extends (every ``ttl / 3``, only while it still holds the key) until
+  ``release()``: a holder that dies frees the key within ``ttl`` seconds, one that works
+  long keeps it. ``lock.lost`` turns true when a renewal found the key gone or taken
+  (check it before a side effect that must happen once)::
+
+      lock = await ctx.locks.acquire(f"order:{order_id}", 10, renew=True)
+      if lock is None:
+          raise RetrySoon(2, "order is being handled elsewhere")
+      try:
+          ...
+      finally:
+          await lock.release()
 * ``ctx.clients[name].request(...)`` calls a declared upstream the way a declared route
   does: static credentials, the caller's passthrough token or the user's OAuth token (one
   refresh and one retry when an unexpired token is refused), timeouts and retries.
 * Webhook handlers run from the queue: ``request.event_id`` is stable across retries (use it
   to make side effects idempotent) and ``request.attempt`` counts from 1. Returning means
   done; raising means "retry later" (a :class:`PluginError` with a 4xx status means "never":
-  the event goes straight to the dead letters). Schedules get an empty request whose
-  ``route`` is the schedule id.
+  the event goes straight to the dead letters). ``raise RetrySoon(seconds)`` means "not
+  now, nothing failed" (the resource is busy): the event comes back after ``seconds`` with
+  the same ``attempt`` (bounded: an attempt put off for too long counts as failed). A route
+  answers it with a 503. Schedules get an empty request whose ``route`` is the schedule id.
 
 Implementations of the protocols below live in the plugin host (gateway.host); this module
 imports nothing of the gateway but its exceptions and the template filters.
@@ -75,6 +89,7 @@ __all__ = [
     "PluginRequest",
     "PluginResponse",
     "RateLimiter",
+    "RetrySoon",
     "Store",
     "UpstreamClient",
     "UpstreamError",
@@ -122,6 +137,21 @@ class PluginError(Exception):
             raise ValueError(f"PluginError status must be 4xx or 5xx, got {status}")
         super().__init__(detail)
         self.status = status
+        self.detail = detail
+
+
+class RetrySoon(Exception):
+    """Not now, and nothing failed: ``raise RetrySoon(2, "conversation 7 is busy")``.
+
+    A webhook event is handed out again after ``seconds`` without spending an attempt; a
+    route answers 503.
+    """
+
+    def __init__(self, seconds: float, detail: str = "busy: retry soon") -> None:
+        if not seconds > 0:
+            raise ValueError(f"RetrySoon needs a delay above 0 seconds, got {seconds}")
+        super().__init__(detail)
+        self.seconds = seconds
         self.detail = detail
 
 
@@ -189,12 +219,22 @@ class UpstreamClient(Protocol):
 
 
 class Lock(Protocol):
-    async def release(self) -> None: ...
+    @property
+    def lost(self) -> bool:
+        """A renewed lock: a renewal found the key expired or taken by someone else."""
+        ...
+
+    async def release(self) -> None:
+        """Stop renewing; free the key if this lock still holds it."""
+        ...
 
 
 class Locks(Protocol):
-    async def acquire(self, key: str, ttl: float) -> Lock | None:
-        """The lock on ``key`` for ``ttl`` seconds, or None when someone holds it."""
+    async def acquire(self, key: str, ttl: float, *, renew: bool = False) -> Lock | None:
+        """The lock on ``key`` for ``ttl`` seconds, or None when someone holds it.
+
+        ``renew``: ``ttl`` is a lease, extended while the lock is held (until release).
+        """
         ...
 
 
@@ -228,7 +268,8 @@ class Context:
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
     request_id: str
     locks: Locks
-    """Expiring set-if-absent locks: ``await ctx.locks.acquire("key", ttl=60)``."""
+    """Expiring set-if-absent locks: ``await ctx.locks.acquire("key", ttl=60)``; a renewed
+    lease with ``renew=True``."""
     limiter: RateLimiter
     """``(await ctx.limiter.hit("key", limit, period)).allowed``."""
 

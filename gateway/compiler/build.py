@@ -107,6 +107,7 @@ def compile_config(config: Config) -> Snapshot:
         access_log=gateway.server.access_log,
         max_body_bytes=gateway.server.max_body_bytes,
         max_json_depth=gateway.server.max_json_depth,
+        max_header_bytes=gateway.server.max_header_bytes,
         failed_auth=ThrottleLimits(
             gateway.server.failed_auth_limit,
             gateway.server.failed_auth_window or DEFAULT_FAILED_AUTH_WINDOW,
@@ -117,6 +118,7 @@ def compile_config(config: Config) -> Snapshot:
             store_url=gateway.store.url,
             store_namespace=gateway.store.namespace,
             dead_letters=queue.dead_letters,
+            memory_limit=gateway.queue.memory_limit,
             consume=queue.consume,
         ),
         admin=admin,

@@ -5,6 +5,9 @@ the login step: each caller maps an :data:`Outcome` to its own answer.
   user id from it).
 * :class:`Refused`: a deliberate refusal with a status: a :class:`PluginError`, a user who
   must (re)connect an upstream (401), an upstream that could not be reached (502/504).
+* :class:`Deferred`: the handler raised :class:`RetrySoon` (busy, nothing failed). It is a
+  :class:`Refused` (503 `retry-soon`) for callers that know no better; the queue's worker
+  hands the event out again after ``delay`` without spending an attempt.
 * :class:`Crashed`: any other exception (logged here once, with its traceback).
 """
 
@@ -15,10 +18,16 @@ from typing import Any
 
 from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.logs import logger
-from gateway.plugin import Context, PluginError, PluginRequest, UpstreamNotConnected
+from gateway.plugin import (
+    Context,
+    PluginError,
+    PluginRequest,
+    RetrySoon,
+    UpstreamNotConnected,
+)
 from gateway.snapshot import PluginTarget
 
-__all__ = ["Crashed", "Outcome", "Refused", "Returned", "invoke"]
+__all__ = ["Crashed", "Deferred", "Outcome", "Refused", "Returned", "invoke"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +40,14 @@ class Refused:
     status: int
     slug: str
     """The problem type: `plugin-refused`, `upstream-not-connected`, `upstream-unreachable`,
-    `upstream-timeout`."""
+    `upstream-timeout`, `retry-soon`."""
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred(Refused):
+    delay: float
+    """Seconds the handler asked to wait before the next try."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +65,8 @@ async def invoke(target: PluginTarget, ctx: Context, request: PluginRequest) -> 
     """``target``'s handler on ``request``; never raises (except cancellation)."""
     try:
         return Returned(await target.handler(ctx, request))
+    except RetrySoon as exc:
+        return Deferred(503, "retry-soon", exc.detail, exc.seconds)
     except PluginError as exc:
         return Refused(exc.status, "plugin-refused", exc.detail)
     except UpstreamNotConnected as exc:

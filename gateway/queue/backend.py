@@ -10,8 +10,9 @@ from gateway.store.backend import StoreBackend
 __all__ = ["open_queue"]
 
 
-def open_queue(backend: StoreBackend, dead_letters: int) -> EventQueue:
-    """The queue for ``backend``, keeping at most ``dead_letters`` dead letters."""
+def open_queue(backend: StoreBackend, dead_letters: int, memory_limit: int) -> EventQueue:
+    """The queue for ``backend``, keeping at most ``dead_letters`` dead letters (and, in
+    memory, at most ``memory_limit`` unfinished events)."""
     if backend.redis is None:
-        return MemoryQueue(dead_letters)
+        return MemoryQueue(dead_letters, memory_limit)
     return RedisQueue(backend.redis, backend.namespace, dead_letters)

@@ -10,12 +10,17 @@ import msgspec
 __all__ = [
     "Delivery",
     "EventQueue",
+    "QueueFull",
     "QueuedEvent",
     "dead_letter_summary",
     "decode_event",
     "encode_event",
     "first_attempt",
 ]
+
+
+class QueueFull(Exception):
+    """The in-process queue holds its limit of unfinished events: the sender retries later."""
 
 
 class QueuedEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import deque
 
-from gateway.queue.events import Delivery, QueuedEvent, first_attempt
+from gateway.queue.events import Delivery, QueuedEvent, QueueFull, first_attempt
 
 __all__ = ["MemoryQueue"]
 
@@ -14,7 +14,9 @@ __all__ = ["MemoryQueue"]
 class MemoryQueue:
     kind = "memory"
 
-    def __init__(self, dead_letters: int) -> None:
+    def __init__(self, dead_letters: int, limit: int) -> None:
+        self.limit = limit
+        """Unfinished events held at most (queued, running, waiting to retry)."""
         self._ready: asyncio.Queue[QueuedEvent] = asyncio.Queue()
         self._delayed: set[asyncio.TimerHandle] = set()
         self._unfinished = 0  # queued, being handled or waiting to retry
@@ -24,6 +26,8 @@ class MemoryQueue:
     async def enqueue(
         self, event: QueuedEvent, dedupe_key: str | None, dedupe_ttl: float
     ) -> tuple[bool, str]:
+        if self._unfinished >= self.limit:
+            raise QueueFull(f"the queue holds its limit of {self.limit} events")
         now = time.monotonic()
         if dedupe_key is not None:
             seen = self._seen.get(dedupe_key)

@@ -4,18 +4,23 @@ Every process runs one Worker. It reads up to ``queue.concurrency`` events at a 
 the ones it is working on alive (heartbeat), takes over those of dead processes (reclaim),
 and makes due retries deliverable again (promote). Handlers run with the snapshot current
 when the event is taken, so an edited plugin applies to the next event.
+
+A handler that raises ``RetrySoon`` (busy, nothing failed) gets its event back after the
+delay it asked for, with the same attempt number; for at most ``BUSY_WINDOW`` seconds per
+attempt, after which a busy answer fails the attempt like any error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from gateway.host.invoke import Crashed, Refused, invoke
+from gateway.host.invoke import Crashed, Deferred, Refused, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import REQUEST_ID, logger
 from gateway.plugin import PluginRequest
@@ -25,6 +30,10 @@ from gateway.snapshot import Snapshot
 __all__ = ["Worker"]
 
 PROMOTE_EVERY = 0.5
+BUSY_WINDOW = 600.0
+"""Seconds after an attempt fell due during which ``RetrySoon`` may put it off."""
+DEFER_BOUNDS = (0.5, 60.0)
+"""The delay a handler asks for, clamped: no hot loop, no event parked for long."""
 
 
 class Worker:
@@ -40,6 +49,7 @@ class Worker:
         self._stopping = False
         self.processed = 0
         self.failed = 0
+        self.deferred = 0
 
     def stop(self) -> None:
         """Read no more; ``run`` returns once the handlers in flight are done (at most 10 s).
@@ -116,6 +126,10 @@ class Worker:
         token = REQUEST_ID.set(event.request_id)
         try:
             outcome = await self._run_handler(delivery)
+            if isinstance(outcome, Deferred):
+                if await self._defer(delivery, outcome):
+                    return
+                outcome = f"still busy after {BUSY_WINDOW:g}s: {outcome.detail}", False
             if outcome is None:
                 await self.queue.ack(delivery)
                 self.processed += 1
@@ -160,8 +174,40 @@ class Worker:
             self.in_flight.pop(delivery.ref, None)
             self._room.set()
 
-    async def _run_handler(self, delivery: Delivery) -> tuple[str, bool] | None:
-        """None on success, else (error, permanent?)."""
+    async def _defer(self, delivery: Delivery, deferred: Deferred) -> bool:
+        """Hand the event out again after the handler's delay, with the same attempt; False
+        when this attempt was put off for ``BUSY_WINDOW`` already (it then counts as failed).
+
+        The bound is a deadline from the event's own times (received, or failed + backoff),
+        so it holds across processes and restarts without a counter: a lock that never frees
+        costs each attempt one window, and ``attempts`` ends it as a dead letter. (A replayed
+        dead letter keeps its receipt time: its first busy answer fails attempt 1.)
+        """
+        event = delivery.event
+        webhook = self.current().webhooks.get(event.webhook)
+        if webhook is None:
+            return False
+        due = event.received_at
+        if event.failed_at is not None and event.attempt > 1:
+            due = event.failed_at + webhook.delay_before(event.attempt)
+        if time.time() > due + BUSY_WINDOW:
+            return False
+        low, high = DEFER_BOUNDS
+        delay = min(max(deferred.delay, low), high)
+        await self.queue.retry(delivery, event, delay)
+        self.deferred += 1
+        logger.info(
+            "webhook %s: event %s deferred (attempt %d kept), again in %gs: %s",
+            event.webhook,
+            event.id,
+            event.attempt,
+            delay,
+            deferred.detail,
+        )
+        return True
+
+    async def _run_handler(self, delivery: Delivery) -> Deferred | tuple[str, bool] | None:
+        """None on success, Deferred for "busy, retry soon", else (error, permanent?)."""
         event = delivery.event
         snapshot = self.current()
         webhook = snapshot.webhooks.get(event.webhook)
@@ -191,6 +237,8 @@ class Worker:
         )
         ctx = self.host.context(webhook.plugin, webhook.clients, event.request_id)
         outcome = await invoke(webhook.plugin, ctx, request)
+        if isinstance(outcome, Deferred):
+            return dataclasses.replace(outcome, detail=snapshot.redact(outcome.detail))
         if isinstance(outcome, Refused):
             # Only a handler's own 4xx means "never"; an upstream away or a user not
             # connected yet may pass: retry.

@@ -58,7 +58,9 @@ class GatewayApp:
             return
         snapshot = self.state.switch.current  # read once: this request keeps this snapshot
         origin = request_id = preflight_method = preflight_headers_asked = None
+        header_bytes = 0
         for key, value in scope["headers"]:
+            header_bytes += len(key) + len(value)
             if key == b"origin":
                 origin = value.decode("latin-1")
             elif key == b"x-request-id":
@@ -71,6 +73,17 @@ class GatewayApp:
             request_id = uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
         try:
+            if header_bytes > snapshot.max_header_bytes:
+                body = problem_body(
+                    431,
+                    "headers-too-large",
+                    f"the request headers are over {snapshot.max_header_bytes} bytes",
+                    request_id=request_id,
+                )
+                await send_response(
+                    send, 431, PROBLEM_CONTENT_TYPE, body, [(b"x-request-id", request_id.encode())]
+                )
+                return
             method, path = scope["method"], scope["path"]
             if method == "OPTIONS" and origin and preflight_method:
                 await self._preflight(

@@ -67,6 +67,9 @@ def _locked_out(wait: float) -> HTTPException:
     )
 
 
+STORE_PROBE_SECONDS = 0.5
+
+
 def _is_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> bool:
     if not snapshot.admin.keys:
         return False
@@ -118,8 +121,10 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
         snapshot = switch.current
         reloader = state.reloader
-        try:
-            pending: int | None = await state.backend.queue.pending()
+        try:  # bounded: /health answers within a second even while the store hangs
+            pending: int | None = await asyncio.wait_for(
+                state.backend.queue.pending(), STORE_PROBE_SECONDS
+            )
         except Exception:  # the store is away: say so rather than fail the health check
             pending = None
         worker = state.worker
@@ -152,9 +157,21 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             },
         }
 
-    @get("/ready", sync_to_thread=False)
-    def ready() -> dict[str, Any]:
-        return {"status": "ready", "version": switch.current.version}
+    @get("/ready")
+    async def ready() -> Response[bytes]:
+        """503 while the store cannot be reached (a load balancer sends traffic elsewhere)."""
+        try:
+            await asyncio.wait_for(state.backend.ping(), STORE_PROBE_SECONDS)
+        except Exception as exc:
+            body = problem_body(
+                503,
+                "not-ready",
+                f"the store is unreachable: {type(exc).__name__}",
+                request_id=REQUEST_ID.get(),
+            )
+            return Response(body, status_code=503, media_type=PROBLEM_CONTENT_TYPE.decode())
+        ready = {"status": "ready", "version": switch.current.version}
+        return Response(msgspec.json.encode(ready), media_type=MediaType.JSON)
 
     @get("/", sync_to_thread=False)
     def index() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 import msgspec
 
 from gateway.logs import logger
-from gateway.queue.events import EventQueue, QueuedEvent
+from gateway.queue.events import EventQueue, QueuedEvent, QueueFull
 from gateway.serve.answers import JSON, Problem, decode_json_body, read_body, send_response
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.signatures import SignatureRefused, verify_signature
@@ -141,6 +141,11 @@ class WebhookReceiver:
             queued, event_id = await self.queue.enqueue(
                 event, dedupe_key, snapshot.queue.dedupe_ttl
             )
+        except QueueFull as exc:  # bounded memory: the sender retries later
+            logger.warning("webhook %s: not queued: %s", webhook.id, exc)
+            problem = Problem(503, "queue-full", "the event queue is full; retry later")
+            problem.headers.append((b"retry-after", b"5"))
+            raise problem from None
         except Exception as exc:  # the store is down: the sender must retry, not lose it
             logger.error("webhook %s: could not queue: %s", webhook.id, exc)
             problem = Problem(503, "queue-unavailable", "the event could not be queued; retry")

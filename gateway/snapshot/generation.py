@@ -52,6 +52,7 @@ class StartupSettings:
     store_url: str
     store_namespace: str
     dead_letters: int
+    memory_limit: int
     consume: bool
 
     def changed(self, other: StartupSettings) -> list[str]:
@@ -60,6 +61,7 @@ class StartupSettings:
             "store.url": (self.store_url, other.store_url),
             "store.namespace": (self.store_namespace, other.store_namespace),
             "queue.dead_letters": (self.dead_letters, other.dead_letters),
+            "queue.memory_limit": (self.memory_limit, other.memory_limit),
             "queue.consume": (self.consume, other.consume),
         }
         return [name for name, (mine, theirs) in names.items() if mine != theirs]
@@ -81,6 +83,7 @@ class Snapshot:
     access_log: bool
     max_body_bytes: int
     max_json_depth: int
+    max_header_bytes: int
     failed_auth: ThrottleLimits
     upstreams: Mapping[str, UpstreamSettings]
     unconfigured: Mapping[str, str]

@@ -295,8 +295,18 @@ async def test_rate_limited_and_oauth_routes_answer_503_while_the_store_is_down(
     )
     folder = write_config(tmp_path, gateway_yaml, {"hostile": routes})
     async with gateway(folder, {"HOSTILE_URL": hostile.url}) as gw:
+        async with gw.http.get(f"{gw.url}/ready") as response:
+            assert response.status == 200
         redis_process.kill()
         redis_process.wait(10)
+        async with gw.http.get(f"{gw.url}/ready") as response:
+            assert (response.status, response.content_type) == (503, PROBLEM)
+            assert (await response.json())["detail"] == (
+                "the store is unreachable: ConnectionError"
+            )
+        async with gw.http.get(f"{gw.url}/health") as response:
+            assert response.status == 200  # alive, and it says the queue cannot be read
+            assert (await response.json())["webhooks"]["pending"] is None
         for path, headers in (("/limited", {}), ("/guarded", {"Authorization": "Bearer t"})):
             async with gw.http.get(f"{gw.url}{path}", headers=headers) as response:
                 assert (response.status, response.content_type) == (503, PROBLEM)
@@ -305,3 +315,17 @@ async def test_rate_limited_and_oauth_routes_answer_503_while_the_store_is_down(
             assert problem["detail"] == "the gateway's store is unreachable; retry shortly"
             assert problem["request_id"]
     assert hostile.seen == []
+
+
+async def test_oversized_headers_are_a_431(
+    gateway: GatewayFactory, hostile: Upstream, tmp_path: Path
+) -> None:
+    async with gateway(config(tmp_path), {"HOSTILE_URL": hostile.url}) as gw:
+        headers = {f"X-Filler-{n}": "y" * 4000 for n in range(5)}  # 20 KB > 16 KiB
+        async with gw.http.get(f"{gw.url}/things/a", headers=headers) as response:
+            assert (response.status, response.content_type) == (431, PROBLEM)
+            assert (await response.json())["detail"] == "the request headers are over 16384 bytes"
+        async with gw.http.get(f"{gw.url}/health", headers=headers) as response:
+            assert response.status == 431  # the fixed surface too
+        assert (await call(gw, "/things/a"))[0] == 200
+    assert len(hostile.seen) == 1

@@ -49,6 +49,8 @@ class Server(Base):
     """Log one line per proxied request."""
     max_body_bytes: PositiveInt = 1_048_576
     """Largest request body accepted (413 beyond)."""
+    max_header_bytes: PositiveInt = 16_384
+    """Largest total size of a request's headers (names and values); 431 beyond."""
     max_json_depth: Annotated[int, msgspec.Meta(ge=2, le=512)] = 64
     """Deepest nesting of arrays and objects accepted in a JSON body (400 beyond)."""
     failed_auth_limit: PositiveInt = 10
@@ -216,6 +218,9 @@ class QueueSettings(Base):
     """How long a webhook's dedupe key is remembered (default 7 days)."""
     dead_letters: PositiveInt = 10_000
     """How many dead letters are kept (oldest trimmed first)."""
+    memory_limit: PositiveInt = 10_000
+    """With the memory store: unfinished events held at most; a webhook beyond it is
+    answered 503 with Retry-After (the sender retries later)."""
     consume: bool = True
     """Run handlers in this process; `false` makes a receive-only replica (with Redis,
     other replicas process the events)."""
