@@ -40,19 +40,7 @@ def compile_webhook(
     if "{" in webhook.path:
         run.error(source, f"{path}.path", "a webhook path has no parameters (use `query`)")
     check_params(run, source, f"{path}.query", webhook.query)
-    handler = compile_handler(
-        run,
-        HandlerDeclaration(
-            source,
-            path,
-            webhook.handler,
-            webhook.settings,
-            webhook.upstreams,
-            None,
-            loaded.content.upstream,
-        ),
-        upstreams,
-    )
+    handler = compile_handler(run, _declaration(loaded, path, webhook), upstreams)
     hmac_spec = _hmac(run, source, path, webhook)
     names = WEBHOOK_NAMES
     ping_when = ping_body = None
@@ -137,19 +125,7 @@ def compile_schedule(
     run.declare_id(schedule.id, source, f"{path}.id")
     if schedule.every < 1:
         run.error(source, f"{path}.every", "a schedule runs at most once a second")
-    handler = compile_handler(
-        run,
-        HandlerDeclaration(
-            source,
-            path,
-            schedule.handler,
-            schedule.settings,
-            schedule.upstreams,
-            None,
-            loaded.content.upstream,
-        ),
-        upstreams,
-    )
+    handler = compile_handler(run, _declaration(loaded, path, schedule), upstreams)
     if run.failed_since(mark):
         return None
     unconfigured = None
@@ -162,6 +138,19 @@ def compile_schedule(
         plugin=handler.target,
         clients=handler.clients,
         unconfigured=unconfigured or handler.unconfigured,
+    )
+
+
+def _declaration(loaded: LoadedRoutes, path: str, item: Webhook | Schedule) -> HandlerDeclaration:
+    """A webhook's or schedule's handler: its clients default to the file's upstream."""
+    return HandlerDeclaration(
+        loaded.source,
+        path,
+        item.handler,
+        item.settings,
+        item.upstreams,
+        None,
+        loaded.content.upstream,
     )
 
 
