@@ -6,6 +6,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
@@ -26,10 +27,19 @@ def chatgpt(gw: RunningGateway, secret: str = GOOD_SECRET) -> AsyncOAuth2Client:
     )
 
 
+def keep_cookies(gw: RunningGateway, page: aiohttp.ClientResponse) -> None:
+    """Keep the page's cookies for the next requests, as a browser does (the consent form
+    is bound to the browser's cookie). aiohttp's jar drops cookies set by an IP address,
+    such as the gateway's loopback one, so they are put in the session's jar here."""
+    for name, morsel in page.cookies.items():
+        gw.http.cookie_jar.update_cookies({name: morsel.value})
+
+
 async def consent_form(gw: RunningGateway, url: str) -> dict[str, str]:
     """The hidden fields of the consent page at ``url`` (the request, and its form token)."""
     async with gw.http.get(url) as page:
         assert page.status == 200, await page.text()
+        keep_cookies(gw, page)
         return dict(re.findall(r'name="([^"]+)" value="([^"]*)"', await page.text()))
 
 
@@ -42,6 +52,7 @@ async def authorize(
     )
     async with gw.http.get(url) as page:
         assert page.status == 200
+        keep_cookies(gw, page)
         html = await page.text()
     hidden = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', html))
     assert hidden["state"] == state

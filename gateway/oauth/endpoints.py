@@ -6,63 +6,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import jinja2
 import msgspec
 from authlib.oauth2 import OAuth2Error
-from litestar import MediaType, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
+from gateway.oauth.consent import browser_cookie, browser_id, new_browser_id, same_origin
+from gateway.oauth.page import page
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
 
 __all__ = ["oauth_handlers"]
 
-_PAGE = jinja2.Environment(autoescape=True).from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Sign in</title>
-<style>body{font-family:system-ui,sans-serif;max-width:24rem;margin:3rem auto;padding:0 1rem}
-input,button{width:100%;padding:.5rem;margin:.25rem 0;box-sizing:border-box}
-.error{color:#b00020}</style></head>
-<body>
-<h1>Sign in</h1>
-{% if error %}<p class="error">{{ error }}</p>{% endif %}
-{% if client %}<p><b>{{ client }}</b> asks to:</p>
-<ul>{% for scope, text in scopes %}<li>{{ text }} <small>({{ scope }})</small></li>{% endfor %}</ul>
-<form method="post" action="/oauth/authorize">
-{% for name, value in hidden %}
-<input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
-<input name="username" placeholder="Username" required>
-<input name="password" type="password" placeholder="Password" required>
-<button name="decision" value="allow">Allow</button>
-<button name="decision" value="deny" formnovalidate>Deny</button>
-</form>{% endif %}
-</body></html>
-"""
-)
-_LOGIN_FIELDS = ("username", "password", "decision")
-
-
-def _page(
-    status: int,
-    values: dict[str, str],
-    server: GatewayAuthorizationServer | None,
-    client: str | None,
-    error: str | None,
-) -> Response[str]:
-    scopes: list[tuple[str, str]] = []
-    if server is not None:
-        asked = values.get("scope", "").split() or list(server.spec.scopes)
-        scopes = [(scope, server.spec.scopes.get(scope, scope)) for scope in asked]
-    hidden = [(name, value) for name, value in values.items() if name not in _LOGIN_FIELDS]
-    html = _PAGE.render(client=client, scopes=scopes, hidden=hidden, error=error)
-    return Response(
-        html,
-        status_code=status,
-        media_type=MediaType.HTML,
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
-    )
+EXPIRED = "This form expired: open the authorization link again."
+CROSS_SITE = "This form was sent from another site."
 
 
 def _answer(answer: OAuthAnswer) -> Response[bytes]:
@@ -94,7 +52,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         try:
             grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
         except OAuth2Error as error:
-            return _page(400, values, None, None, f"{error.error}: {error.description or ''}")
+            return page(400, f"{error.error}: {error.description or ''}")
         return oauth_request, grant
 
     @get("/oauth/authorize")
@@ -105,30 +63,44 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         if isinstance(checked, Response):
             return checked
         _, grant = checked
-        # A one-time form token: a login form posted from elsewhere (login CSRF) is refused.
-        values["csrf"] = await runtime.form_token()
-        return _page(200, values, server, grant.client.spec.id, None)
+        # The same id for every tab of this browser; a new one for a browser without it.
+        browser = browser_id(request.cookies) or new_browser_id()
+        values["csrf"] = await runtime.forms.issue(browser, values)
+        return page(
+            200,
+            spec=server.spec,
+            client=grant.client.spec.id,
+            values=values,
+            cookies=[browser_cookie(browser, server.spec.issuer)],
+        )
 
     @post("/oauth/authorize", status_code=302)
     async def authorize(request: Request[Any, Any, Any]) -> Response[Any]:
         server = await require_server()
+        origin = request.headers.get("origin")
+        if origin is not None and not same_origin(origin, server.spec.issuer):
+            return page(403, CROSS_SITE)
         form = await request.form()
         values = {key: str(value) for key, value in form.items()}
         checked = await consent(server, request, values)
         if isinstance(checked, Response):
             return checked
         oauth_request, grant = checked
-        if not await runtime.take_form_token(values.get("csrf", "")):
-            return _page(
-                400, {}, None, None, "This form expired: open the authorization link again."
-            )
-        values["csrf"] = await runtime.form_token()  # for the page shown again on a mistake
+        browser = browser_id(request.cookies)
+        if browser is None or not await runtime.forms.take(values.get("csrf", ""), browser, values):
+            return page(400, EXPIRED)
+        # For the page shown again on a mistake: the same browser, the same request.
+        values["csrf"] = await runtime.forms.issue(browser, values)
         user_id = None
         if values.get("decision") != "deny":
             user_id = await runtime.login(values.get("username", ""), values.get("password", ""))
             if user_id is None:
-                return _page(
-                    401, values, server, grant.client.spec.id, "Wrong username or password."
+                return page(
+                    401,
+                    "Wrong username or password.",
+                    spec=server.spec,
+                    client=grant.client.spec.id,
+                    values=values,
                 )
         # grant_user None: the user said no; authlib redirects with error=access_denied.
         answer = await asyncio.to_thread(
@@ -158,7 +130,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "code_challenge_methods_supported": ["S256", "plain"],
+            "code_challenge_methods_supported": ["S256"],
             "scopes_supported": list(server.spec.scopes),
         }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from gateway.host.invoke import Returned, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import logger
+from gateway.oauth.consent import ConsentForms
 from gateway.oauth.server import Client, GatewayAuthorizationServer
 from gateway.oauth.tokens import OAuthTokens, digest
 from gateway.plugin import PluginRequest
@@ -47,6 +47,7 @@ class OAuthRuntime:
     def __init__(self, host: PluginHost, current: Callable[[], Snapshot]) -> None:
         backend = host.backend
         self.tokens = OAuthTokens(backend.store, backend.locks)
+        self.forms = ConsentForms(backend.store, backend.locks)
         self.host = host
         self.current = current
         self._server: tuple[OAuthSpec, GatewayAuthorizationServer] | None = None
@@ -100,21 +101,6 @@ class OAuthRuntime:
                 flush=True,
             )
 
-    async def form_token(self) -> str:
-        """A one-time token for the consent form (10 minutes)."""
-        token = secrets.token_urlsafe(24)
-        await self.tokens.store.set(f"oauth:form:{digest(token)}", b"1", expires_in=600)
-        return token
-
-    async def take_form_token(self, token: str) -> bool:
-        if not token:
-            return False
-        key = f"oauth:form:{digest(token)}"
-        if await self.tokens.store.get(key) is None:
-            return False
-        await self.tokens.store.delete(key)
-        return True
-
     async def login(self, username: str, password: str) -> str | None:
         """The user id for these credentials, or None."""
         spec = self.current().oauth
@@ -147,6 +133,9 @@ class OAuthRuntime:
             raise TokenRefused(401, "invalid_token", "Invalid access token")
         if record["expires_at"] <= time.time():
             raise TokenRefused(401, "invalid_token", "Token has expired")
+        if await self.tokens.family_revoked(record.get("family")):
+            # Its code was used twice, or a refresh token of its family was replayed.
+            raise TokenRefused(401, "invalid_token", "Token has been revoked")
         granted = frozenset(str(record.get("scope") or "").split())
         missing = [scope for scope in scopes if scope not in granted]
         if missing:

@@ -1,6 +1,11 @@
 """Codes, access tokens and refresh tokens in the store: hashed at rest, single-use codes,
 rotating refresh tokens. The store is the gateway's (Redis when configured), so one flow
 can span replicas: the authorize page on one, the token exchange on another.
+
+Every token carries the id of its *family*: the tokens issued from one authorization code
+and all their refreshes. A reused code or a replayed (rotated) refresh token revokes the
+family with one marker key, checked whenever a token is used: no list of tokens to keep,
+and a token saved while the family is being revoked is refused all the same.
 """
 
 from __future__ import annotations
@@ -17,14 +22,20 @@ from litestar.stores.base import Store
 from gateway.snapshot import OAuthClientSpec
 from gateway.store.locks import Locks
 
-__all__ = ["OAuthTokens", "digest"]
+__all__ = ["OAuthTokens", "digest", "new_family"]
 
 EXPIRED_GRACE = 86400.0
 """Expired access tokens are kept this long, to answer "expired" rather than "invalid"."""
+CLAIM_WINDOW = 60.0
+"""How long a refresh token is held by the exchange that claimed it."""
 
 
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_family() -> str:
+    return secrets.token_hex(16)
 
 
 class OAuthTokens:
@@ -39,14 +50,18 @@ class OAuthTokens:
     async def save_code(self, code: str, data: dict[str, Any], ttl: float) -> None:
         await self.store.set(f"oauth:code:{digest(code)}", msgspec.json.encode(data), int(ttl))
 
-    async def take_code(self, code: str, ttl: float) -> dict[str, Any] | None:
-        """The code's data, once: a second use (even at the same moment elsewhere) gets None."""
+    async def take_code(self, code: str, ttl: float, lifetime: float) -> dict[str, Any] | None:
+        """The code's data, once. A second use (even at the same moment elsewhere) gets None
+        and revokes what the first use issued (RFC 6749 4.1.2). The record stays until it
+        expires, marked used by the lock, so that a reuse still finds its family."""
         key = f"oauth:code:{digest(code)}"
-        if await self.locks.acquire(f"oauth:code-used:{digest(code)}", ttl) is None:
-            return None
+        first = await self.locks.acquire(f"oauth:code-used:{digest(code)}", ttl) is not None
         data = await self._get(key)
-        await self.store.delete(key)
-        return data
+        if first:
+            return data
+        if data is not None and data.get("family"):
+            await self.revoke_family(data["family"], lifetime)
+        return None
 
     async def save_tokens(
         self,
@@ -72,17 +87,36 @@ class OAuthTokens:
     async def access(self, token: str) -> dict[str, Any] | None:
         return await self._get(f"oauth:access:{digest(token)}")
 
-    async def claim_refresh(self, token: str) -> dict[str, Any] | None:
-        """The refresh token's grant, for one exchange only (rotation: it is then revoked)."""
+    async def claim_refresh(self, token: str, lifetime: float) -> dict[str, Any] | None:
+        """The refresh token's grant, for one exchange only. A rotated token presented again
+        is a replay: its family is revoked (RFC 9700 4.14.2). A token claimed by an
+        exchange still under way is refused without revoking (that exchange may fail)."""
         data = await self._get(f"oauth:refresh:{digest(token)}")
-        if data is None:
+        if data is None or await self.family_revoked(data.get("family")):
             return None
-        if await self.locks.acquire(f"oauth:refresh-used:{digest(token)}", 60) is None:
+        if data.get("rotated"):
+            await self.revoke_family(data.get("family"), lifetime)
+            return None
+        if await self.locks.acquire(f"oauth:refresh-used:{digest(token)}", CLAIM_WINDOW) is None:
             return None
         return data
 
-    async def revoke_refresh(self, token: str) -> None:
-        await self.store.delete(f"oauth:refresh:{digest(token)}")
+    async def rotate_refresh(self, token: str, ttl: float) -> None:
+        """Spent: kept (as rotated) rather than deleted, so that a replay is recognized."""
+        key = f"oauth:refresh:{digest(token)}"
+        data = await self._get(key)
+        if data is None:
+            return
+        await self.store.set(key, msgspec.json.encode({**data, "rotated": True}), int(ttl))
+
+    async def revoke_family(self, family: str | None, lifetime: float) -> None:
+        """No token of ``family`` works any more; ``lifetime`` outlasts any of its tokens."""
+        if family:
+            await self.store.set(f"oauth:family-revoked:{family}", b"1", int(lifetime))
+
+    async def family_revoked(self, family: str | None) -> bool:
+        """Tokens without a family (issued before families existed) are never revoked."""
+        return bool(family) and await self.store.exists(f"oauth:family-revoked:{family}")
 
     async def client_credentials(self, client: OAuthClientSpec) -> tuple[str, str, str | None]:
         """(client_id, sha256 of the secret, the secret if it was generated just now).

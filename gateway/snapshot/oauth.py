@@ -10,6 +10,10 @@ from gateway.snapshot.plugins import PluginTarget
 
 __all__ = ["OAuthClientSpec", "OAuthSpec"]
 
+REDIRECT_SEGMENT = "[A-Za-z0-9_-]+"
+"""What one `*` of a redirect pattern matches (RFC 9700 4.1.3: no `.`, `%`, `\\`, `@`,
+quotes or `/`, so a pattern cannot be walked out of with `..`, encodings or userinfo)."""
+
 
 @dataclass(frozen=True, slots=True)
 class OAuthClientSpec:
@@ -18,15 +22,24 @@ class OAuthClientSpec:
     """Empty: generated at the first start and kept in the store."""
     client_secret: str = field(repr=False)
     redirect_uris: tuple[str, ...]
+    """Exact URIs, or patterns whose `*` stands for one path segment."""
     scopes: tuple[str, ...]
+    _redirects: tuple[re.Pattern[str], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    """The redirect patterns, compiled once per snapshot (not per authorization)."""
+
+    def __post_init__(self) -> None:
+        patterns = tuple(_redirect_pattern(allowed) for allowed in self.redirect_uris)
+        object.__setattr__(self, "_redirects", patterns)
 
     def allows_redirect(self, uri: str) -> bool:
-        return any(_redirect_pattern(allowed).fullmatch(uri) for allowed in self.redirect_uris)
+        return any(pattern.fullmatch(uri) for pattern in self._redirects)
 
 
 def _redirect_pattern(allowed: str) -> re.Pattern[str]:
-    """`*` matches one path segment; everything else literally."""
-    return re.compile("[^/?#]+".join(re.escape(part) for part in allowed.split("*")))
+    """`*` matches exactly one segment of REDIRECT_SEGMENT; everything else literally."""
+    return re.compile(REDIRECT_SEGMENT.join(re.escape(part) for part in allowed.split("*")))
 
 
 @dataclass(frozen=True, slots=True)

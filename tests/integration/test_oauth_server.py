@@ -90,7 +90,31 @@ async def check_flow(gw: RunningGateway) -> None:
         assert token["refresh_token"]
         assert (await call(gw, token["access_token"]))[::2] == (200, {"user": "uid_alice"})
 
-        # The code works once.
+        # Refresh: a new access token and a new refresh token; the old one is spent.
+        old_refresh = token["refresh_token"]
+        refreshed = await client.refresh_token(f"{gw.url}/oauth/token", refresh_token=old_refresh)
+        assert refreshed["refresh_token"] != old_refresh
+        assert refreshed["access_token"] != token["access_token"]
+        assert (await call(gw, refreshed["access_token"]))[::2] == (200, {"user": "uid_alice"})
+
+        # A scope the token does not have: 403, with the RFC 6750 challenge.
+        status, headers, problem = await call(gw, refreshed["access_token"], "/notes", "POST")
+        assert (status, problem["detail"]) == (403, "the token lacks the scope write:notes")
+        assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
+
+        # The old refresh token is spent (last but one: its replay revokes the family).
+        again = await token_call(
+            gw,
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": old_refresh,
+                "client_id": "gpt-client",
+                "client_secret": "gpt-secret-0123456789",
+            },
+        )
+        assert (again[0], again[1]["error"]) == (400, "invalid_grant")
+
+        # The code works once (last: a reuse revokes what it issued, see test_oauth_hardening).
         code = parse_qs(urlsplit(callback).query)["code"][0]
         reuse = await token_call(
             gw,
@@ -105,28 +129,6 @@ async def check_flow(gw: RunningGateway) -> None:
         )
         assert reuse[0] == 400
         assert reuse[1]["error"] == "invalid_grant"
-
-        # Refresh: a new access token and a new refresh token; the old one is spent.
-        old_refresh = token["refresh_token"]
-        refreshed = await client.refresh_token(f"{gw.url}/oauth/token", refresh_token=old_refresh)
-        assert refreshed["refresh_token"] != old_refresh
-        assert refreshed["access_token"] != token["access_token"]
-        assert (await call(gw, refreshed["access_token"]))[::2] == (200, {"user": "uid_alice"})
-        again = await token_call(
-            gw,
-            {
-                "grant_type": "refresh_token",
-                "refresh_token": old_refresh,
-                "client_id": "gpt-client",
-                "client_secret": "gpt-secret-0123456789",
-            },
-        )
-        assert (again[0], again[1]["error"]) == (400, "invalid_grant")
-
-        # A scope the token does not have: 403, with the RFC 6750 challenge.
-        status, headers, problem = await call(gw, refreshed["access_token"], "/notes", "POST")
-        assert (status, problem["detail"]) == (403, "the token lacks the scope write:notes")
-        assert 'error="insufficient_scope"' in headers["WWW-Authenticate"]
 
     # Bob logs in through the same client and is bob.
     async with chatgpt(gw) as client:

@@ -1,0 +1,216 @@
+"""The grants authlib runs for the gateway: authorization code (PKCE with S256 only) and
+refresh token (rotating), with their codes and tokens in the store (tokens.py)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749 import (
+    AuthorizationCodeMixin,
+    ClientMixin,
+    InvalidRequestError,
+    OAuth2Request,
+    TokenMixin,
+    grants,
+)
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7636 import CodeChallenge
+
+from gateway.oauth.tokens import OAuthTokens, digest, new_family
+from gateway.snapshot import OAuthClientSpec, OAuthSpec
+
+__all__ = [
+    "AuthorizationCode",
+    "Client",
+    "CodeGrant",
+    "RefreshCredential",
+    "RefreshGrant",
+    "S256Challenge",
+]
+
+T = TypeVar("T")
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class GrantServer(Protocol):
+    """What the grants use of GatewayAuthorizationServer (server.py imports this module)."""
+
+    spec: OAuthSpec
+    tokens: OAuthTokens
+
+    @property
+    def family_lifetime(self) -> float: ...
+
+    def bridge(self, coroutine: Coroutine[Any, Any, T]) -> T: ...
+
+
+class Client(ClientMixin):  # type: ignore[misc]
+    """A configured client with its (configured or generated) credentials."""
+
+    def __init__(self, spec: OAuthClientSpec, client_id: str, secret_sha256: str) -> None:
+        self.spec = spec
+        self.client_id = client_id
+        self.secret_sha256 = secret_sha256
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None  # redirect_uri is always required
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return " ".join(self.spec.scopes)  # none asked for: all this client may have
+        return " ".join(s for s in scope_to_list(scope) if s in self.spec.scopes)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return self.spec.allows_redirect(redirect_uri)
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return hmac.compare_digest(digest(client_secret), self.secret_sha256)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in TOKEN_AUTH_METHODS if endpoint == "token" else True
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("authorization_code", "refresh_token")
+
+
+@dataclass(frozen=True)
+class AuthorizationCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    code: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user_id: str
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    family: str | None = None
+    """The family of the tokens this code is exchanged for (see tokens.py)."""
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+@dataclass(frozen=True)
+class RefreshCredential(TokenMixin):  # type: ignore[misc]
+    refresh_token: str
+    client_id: str
+    user_id: str
+    scope: str
+    family: str | None = None
+
+    def check_client(self, client: Client) -> bool:
+        return client.get_client_id() == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return 0
+
+    def is_expired(self) -> bool:
+        return False
+
+    def is_revoked(self) -> bool:
+        return False
+
+
+class S256Challenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE with `S256` only (RFC 9700 2.1.1): `plain` shows the verifier to whoever sees
+    the authorization request. A challenge without a method means `plain` (RFC 7636 4.3)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    CODE_CHALLENGE_METHODS = {"S256": CodeChallenge.CODE_CHALLENGE_METHODS["S256"]}
+
+    def validate_code_challenge(
+        self, grant: grants.AuthorizationCodeGrant, redirect_uri: str
+    ) -> None:
+        data = grant.request.payload.data
+        if data.get("code_challenge") and not data.get("code_challenge_method"):
+            raise InvalidRequestError("Unsupported 'code_challenge_method'")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: OAuth2Request, client: Client) -> str:
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri) and invalid_error_characters(uri):
+            # authlib names the URI in its error, whose text may not hold `"` or `\`
+            # (RFC 6749 5.2): it would raise ValueError, a 500, instead of refusing.
+            raise InvalidRequestError("Redirect URI is not supported by client.")
+        found: str = grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(
+            request, client
+        )
+        return found
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        server: GrantServer = self.server
+        data = request.payload.data
+        record = {  # what the token exchange must match (the form's own fields are not kept)
+            "client_id": request.client.get_client_id(),
+            "redirect_uri": request.payload.redirect_uri,
+            "scope": request.client.get_allowed_scope(request.payload.scope),
+            "user_id": request.user,
+            "code_challenge": data.get("code_challenge"),
+            "code_challenge_method": data.get("code_challenge_method"),
+            "family": new_family(),
+        }
+        server.bridge(server.tokens.save_code(code, record, server.spec.code_ttl))
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        server: GrantServer = self.server
+        record = server.bridge(
+            server.tokens.take_code(code, server.spec.code_ttl, server.family_lifetime)
+        )
+        if record is None or record["client_id"] != client.get_client_id():
+            return None
+        if record.get("code_challenge") and record.get("code_challenge_method") != "S256":
+            return None  # issued before `plain` was refused: not honoured now
+        return AuthorizationCode(code=code, **record)
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        return None  # marked used when it was looked up: a code works once
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> str:
+        return authorization_code.user_id
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh returns a new refresh token
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshCredential | None:
+        server: GrantServer = self.server
+        record = server.bridge(server.tokens.claim_refresh(refresh_token, server.family_lifetime))
+        if record is None:
+            return None
+        return RefreshCredential(
+            refresh_token,
+            record["client_id"],
+            record["user_id"],
+            record["scope"],
+            record.get("family"),
+        )
+
+    def authenticate_user(self, credential: RefreshCredential) -> str:
+        return credential.user_id
+
+    def revoke_old_credential(self, credential: RefreshCredential) -> None:
+        server: GrantServer = self.server
+        server.bridge(
+            server.tokens.rotate_refresh(credential.refresh_token, server.spec.refresh_ttl)
+        )
