@@ -13,24 +13,42 @@ per user message, also when Intercom retries the webhook, the poller sees the sa
 message, or two replicas get it: the conversation is answered under a lock, the message
 id is checked again under that lock, and it is recorded as answered right after the reply
 is posted (before anything else can fail). A per-conversation rate limit caps the replies.
+
+Crashes: the lock is a short lease renewed while a worker answers, so a killed worker frees
+the conversation within seconds; a busy conversation is ``RetrySoon`` (the queue hands the
+event back without spending an attempt). A worker killed between posting a reply and
+recording it leaves the message pending: the next worker to take the conversation reads it
+back from Intercom and finds its reply (recorded, not posted again): each reply carries an
+invisible marker naming the message it answers (an HTML comment); since Intercom's spec does
+not promise that a comment's HTML survives as sent, a comment by our admin after that
+message counts too. A GPT Trainer session that is gone (404) is replaced by a new one.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from gateway.plugin import Context, PluginError, PluginRequest, UpstreamClient, html_to_text
+from gateway.plugin import (
+    Context,
+    PluginError,
+    PluginRequest,
+    RetrySoon,
+    UpstreamClient,
+    html_to_text,
+)
 
 READY_FOR_RESPONSE = "READY_FOR_RESPONSE"
 AWAITING_USER_REPLY = "AWAITING_USER_REPLY"
 USER_TOPICS = frozenset({"conversation.user.created", "conversation.user.replied"})
 USER_AUTHORS = frozenset({"user", "lead", "contact"})
 ANSWER_KEYS = ("response", "text", "message", "answer", "content")
+RECENT_ANSWERS = 20
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -41,16 +59,24 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replies_per_conversation: int = 10
     reply_period_seconds: float = 3600.0
     """At most `replies_per_conversation` AI replies per conversation in this period."""
-    lock_seconds: float = 300.0
-    """How long one worker may hold a conversation (longer than a GPT Trainer answer)."""
+    lock_lease_seconds: float = 10.0
+    """The conversation lock's lease, renewed while a worker answers: a worker that dies
+    frees the conversation this many seconds later."""
+    busy_retry_seconds: float = 2.0
+    """A conversation being answered elsewhere: look again this much later."""
     max_query_chars: int = 4000
     poll_per_page: int = 25
     intercom: str = "intercom"
     gpt_trainer: str = "gpt_trainer"
 
 
-class ConversationBusy(Exception):
-    """Another worker is answering this conversation: the queue retries later."""
+class ConversationBusy(RetrySoon):
+    """Another worker is answering this conversation: the queue hands the event back soon,
+    without spending an attempt."""
+
+
+class SessionGone(RuntimeError):
+    """GPT Trainer no longer knows the conversation's session (404)."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +85,19 @@ class UserMessage:
     html: str
 
 
+def _parts(conversation: dict[str, Any]) -> list[dict[str, Any]]:
+    container = conversation.get("conversation_parts") or {}
+    parts = container.get("conversation_parts") or [] if isinstance(container, dict) else []
+    return [part for part in parts if isinstance(part, dict)]
+
+
 def latest_user_message(conversation: dict[str, Any]) -> UserMessage | None:
     """The newest part written by the user, unless an admin commented after it.
 
     Intercom 2.x puts the first message in `source`, 1.x in `conversation_message`; later
     messages are `conversation_parts` (oldest first).
     """
-    container = conversation.get("conversation_parts") or {}
-    parts = container.get("conversation_parts") or [] if isinstance(container, dict) else []
+    parts = _parts(conversation)
     for part in reversed(parts):
         author = (part.get("author") or {}).get("type")
         if author in USER_AUTHORS and part.get("body"):
@@ -79,6 +110,38 @@ def latest_user_message(conversation: dict[str, Any]) -> UserMessage | None:
     return None
 
 
+def reply_marker(message_id: str) -> str:
+    """The invisible tag a reply carries: which user message it answers."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", message_id)  # no "--" inside an HTML comment
+    return f"<!-- gateway-reply-to:{safe} -->"
+
+
+def replied_after(conversation: dict[str, Any], message_id: str, admin_id: str) -> bool:
+    """Whether ``conversation`` holds our reply to the user message ``message_id``: a part
+    carrying its marker, or (should Intercom strip the marker from the HTML) a comment by
+    ``admin_id`` after that message (a ``source-`` id: the first message, before every part).
+
+    A message that is not among the parts (Intercom keeps the newest 500) and no marker
+    found: not known to be answered.
+    """
+    parts = _parts(conversation)
+    marker = reply_marker(message_id)
+    if any(marker in str(part.get("body") or "") for part in parts):
+        return True
+    start = 0
+    if not message_id.startswith("source-"):
+        ids = [str(part.get("id")) for part in parts]
+        if message_id not in ids:
+            return False
+        start = ids.index(message_id) + 1
+    return any(
+        (part.get("author") or {}).get("type") == "admin"
+        and str((part.get("author") or {}).get("id")) == admin_id
+        and part.get("part_type") == "comment"
+        for part in parts[start:]
+    )
+
+
 # --- state ---------------------------------------------------------------------------------
 
 
@@ -87,9 +150,22 @@ class ConversationState(msgspec.Struct):
     session: str | None = None
     """The GPT Trainer session uuid of this conversation."""
     pending_message: str | None = None
+    """The message an attempt is working on; still set after a crash."""
     answered_message: str | None = None
+    answered_recently: list[str] = msgspec.field(default_factory=list)
+    """The last RECENT_ANSWERS answered ids: a late redelivery of one of them is skipped."""
     replies: int = 0
     updated_at: float = 0.0
+
+    def has_answered(self, message_id: str) -> bool:
+        return message_id == self.answered_message or message_id in self.answered_recently
+
+    def record_answer(self, message_id: str) -> None:
+        self.answered_message = message_id
+        self.answered_recently = [*self.answered_recently, message_id][-RECENT_ANSWERS:]
+        if self.pending_message == message_id:
+            self.state, self.pending_message = AWAITING_USER_REPLY, None
+        self.replies += 1
 
 
 def _state_key(conversation_id: str) -> str:
@@ -116,14 +192,22 @@ async def answer_message(
 ) -> dict[str, Any]:
     """Answer ``message`` once; raises ConversationBusy when another worker holds it."""
     settings: Settings = ctx.settings
-    if (await load_state(ctx, conversation_id)).answered_message == message.id:
+    if (await load_state(ctx, conversation_id)).has_answered(message.id):
         return {"status": "skipped", "reason": "already answered"}
-    lock = await ctx.locks.acquire(f"intercom:{conversation_id}", settings.lock_seconds)
+    lock = await ctx.locks.acquire(
+        f"intercom:{conversation_id}", settings.lock_lease_seconds, renew=True
+    )
     if lock is None:
-        raise ConversationBusy(f"conversation {conversation_id} is being answered elsewhere")
+        raise ConversationBusy(
+            settings.busy_retry_seconds,
+            f"conversation {conversation_id} is being answered elsewhere",
+        )
     try:
         state = await load_state(ctx, conversation_id)  # again, under the lock
-        if state.answered_message == message.id:
+        intercom = ctx.clients[settings.intercom]
+        if state.pending_message is not None:
+            await _settle_unfinished(ctx, intercom, conversation_id, state)
+        if state.has_answered(message.id):
             return {"status": "skipped", "reason": "already answered"}
         state.state, state.pending_message = READY_FOR_RESPONSE, message.id
         await _save(ctx, conversation_id, state)
@@ -145,30 +229,67 @@ async def answer_message(
             )
             return {"status": "skipped", "reason": "rate limited"}
 
-        trainer = ctx.clients[settings.gpt_trainer]
-        if state.session is None:
-            state.session = await _create_session(trainer, settings.chatbot_uuid)
-            await _save(ctx, conversation_id, state)
-        text = await _ask(trainer, state.session, query)
-
-        intercom = ctx.clients[settings.intercom]
-        await _reply(intercom, conversation_id, settings.admin_id, text)
-        # Recorded at once: a failure after this point must not post a second reply.
-        state.state, state.answered_message = AWAITING_USER_REPLY, message.id
-        state.pending_message = None
-        state.replies += 1
-        await _save(ctx, conversation_id, state)
-        read = await intercom.request(
-            "PUT", f"/conversations/{conversation_id}", json={"read": True}
-        )
-        if not read.ok:
-            ctx.logger.warning(
-                "conversation %s: mark read answered %d", conversation_id, read.status
+        text = await _answer(ctx, conversation_id, state, query)
+        if lock.lost:  # another worker may have taken the conversation: let it, look later
+            raise ConversationBusy(
+                settings.busy_retry_seconds, f"conversation {conversation_id}: lock lost"
             )
+        await _reply(intercom, conversation_id, settings.admin_id, text, message.id)
+        # Recorded at once: a failure after this point must not post a second reply.
+        state.record_answer(message.id)
+        await _save(ctx, conversation_id, state)
+        await _mark_read(ctx, intercom, conversation_id)
         ctx.logger.info("conversation %s: answered message %s", conversation_id, message.id)
         return {"status": "answered", "session": state.session}
     finally:
         await lock.release()
+
+
+async def _settle_unfinished(
+    ctx: Context, intercom: UpstreamClient, conversation_id: str, state: ConversationState
+) -> None:
+    """An attempt at ``state.pending_message`` did not finish. If it died after posting (our
+    admin commented after that message), record the reply; else the message stays pending."""
+    settings: Settings = ctx.settings
+    pending = str(state.pending_message)
+    found = await intercom.request("GET", f"/conversations/{conversation_id}")
+    if not found.ok:  # not knowing could mean a second reply: try again later
+        raise RuntimeError(f"Intercom conversation {conversation_id} answered {found.status}")
+    if not replied_after(found.json(), pending, settings.admin_id):
+        return
+    state.record_answer(pending)
+    await _save(ctx, conversation_id, state)
+    await _mark_read(ctx, intercom, conversation_id)
+    ctx.logger.info(
+        "conversation %s: message %s was answered before a crash; recorded",
+        conversation_id,
+        pending,
+    )
+
+
+async def _mark_read(ctx: Context, intercom: UpstreamClient, conversation_id: str) -> None:
+    read = await intercom.request("PUT", f"/conversations/{conversation_id}", json={"read": True})
+    if not read.ok:
+        ctx.logger.warning("conversation %s: mark read answered %d", conversation_id, read.status)
+
+
+async def _answer(ctx: Context, conversation_id: str, state: ConversationState, query: str) -> str:
+    """GPT Trainer's answer in the conversation's session, created when there is none or
+    when GPT Trainer forgot it."""
+    settings: Settings = ctx.settings
+    trainer = ctx.clients[settings.gpt_trainer]
+    if state.session is not None:
+        try:
+            return await _ask(trainer, state.session, query)
+        except SessionGone:
+            ctx.logger.warning(
+                "conversation %s: GPT Trainer session %s is gone; starting a new one",
+                conversation_id,
+                state.session,
+            )
+    state.session = await _create_session(trainer, settings.chatbot_uuid)
+    await _save(ctx, conversation_id, state)
+    return await _ask(trainer, state.session, query)
 
 
 async def _create_session(trainer: UpstreamClient, chatbot_uuid: str) -> str:
@@ -187,6 +308,8 @@ async def _ask(trainer: UpstreamClient, session: str, query: str) -> str:
     answer = await trainer.request(
         "POST", f"/session/{session}/message/stream", json={"query": query}
     )
+    if answer.status == 404:
+        raise SessionGone(f"GPT Trainer has no session {session}")
     if not answer.ok:
         raise RuntimeError(f"GPT Trainer message/stream answered {answer.status}")
     text = answer.body.decode("utf-8", "replace").strip()
@@ -205,8 +328,11 @@ async def _ask(trainer: UpstreamClient, session: str, query: str) -> str:
     return text
 
 
-async def _reply(intercom: UpstreamClient, conversation_id: str, admin_id: str, text: str) -> None:
+async def _reply(
+    intercom: UpstreamClient, conversation_id: str, admin_id: str, text: str, message_id: str
+) -> None:
     paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip())
+    paragraphs += reply_marker(message_id)
     answer = await intercom.request(
         "POST",
         f"/conversations/{conversation_id}/reply",

@@ -93,7 +93,7 @@ async def test_seed_flows_through_the_cli(tmp_path: Path, redis_namespace: str) 
                 assert detail is not None
                 assert detail["transcript"] == "[0:00:01 - 0:00:02] User: Hi"
                 assert [p["body"] for p in intercom.admin_replies("77")] == [
-                    "<p>AI answer to: Is it open?</p>"
+                    "<p>AI answer to: Is it open?</p><!-- gateway-reply-to:source_77 -->"
                 ]
     log = (tmp_path / "gateway.log").read_text()
     assert "client-secret-e2e" not in log

@@ -110,7 +110,9 @@ async def check_bridge(gw: RunningGateway, desk: Desk) -> None:
     status, answer = await deliver(gw, created)
     assert (status, answer["status"]) == (200, "queued")
     await eventually(lambda: len(desk.replies("215")) == 1)
-    assert desk.replies("215") == ["<p>AI answer to: Hello, where is my order?</p>"]
+    assert desk.replies("215") == [
+        "<p>AI answer to: Hello, where is my order?</p><!-- gateway-reply-to:source_215 -->"
+    ]
     reply_part = desk.intercom.admin_replies("215")[0]
     assert reply_part["author"]["id"] == desk.intercom.admin_id
     await eventually(lambda: desk.intercom.conversations["215"]["read"] is True)
@@ -139,7 +141,9 @@ async def check_bridge(gw: RunningGateway, desk: Desk) -> None:
     )
     await deliver(gw, replied)
     await eventually(lambda: len(desk.replies("215")) == 2)
-    assert desk.replies("215")[1] == "<p>AI answer to: Order #42, please &amp; thanks</p>"
+    assert desk.replies("215")[1] == (
+        "<p>AI answer to: Order #42, please &amp; thanks</p><!-- gateway-reply-to:1001 -->"
+    )
     assert desk.sessions_created() == 1
     assert [m["query"] for m in desk.trainer.sessions[session]][1] == "Order #42, please & thanks"
 
@@ -199,10 +203,14 @@ async def test_two_replicas_answer_one_message_once(
             )
         await eventually(lambda: all(len(desk.replies(str(300 + n))) >= 1 for n in range(5)), 20)
         await settled(one, two)
-        await asyncio.sleep(1.5)  # a conversation held by the other replica is retried: let it
+        await asyncio.sleep(1.5)  # a conversation held by the other replica comes back: let it
         await settled(one, two)
         assert [len(desk.replies(str(300 + n))) for n in range(5)] == [1] * 5
         assert desk.sessions_created() == 5
+        # A conversation busy on the other replica was put off, not failed.
+        assert one.state.worker is not None
+        assert two.state.worker is not None
+        assert (one.state.worker.failed, two.state.worker.failed) == (0, 0)
 
 
 async def test_polling_answers_without_webhooks_once_across_replicas(

@@ -5,6 +5,10 @@ Wire facts (shared/UPSTREAMS.md section 4.3): ``Authorization: Bearer <api key>`
 ``POST /session/{uuid}/message/stream`` with ``{"query"}`` streams the answer as plain text in
 chunks (not SSE, not JSON); ``GET /session/{uuid}/messages`` lists the finished messages.
 The error bodies (``{"error": ...}``) are invented: GPT Trainer documents none.
+
+For crash tests: ``hold`` (an unset event) makes every streamed answer wait for it, and
+``asked`` is set once a question arrived, so a test can kill the caller mid-call;
+``forget(uuid)`` drops a session (its calls answer 404 from then on).
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ class TrainerState:
     """How many writes a streamed answer takes (fewer if the answer is shorter)."""
     chunk_delay: float = 0.02
     """Seconds between writes, so the chunks arrive apart."""
+    hold: asyncio.Event | None = None
+    """Set: a streamed answer starts only once this event is set."""
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a message/stream request reached the session (before ``hold``)."""
+
+    def forget(self, session: str) -> None:
+        """GPT Trainer loses ``session`` (expired, deleted): 404 from now on."""
+        del self.sessions[session]
 
 
 def gpt_trainer_app(state: TrainerState) -> tuple[web.Application, Recorder]:
@@ -83,6 +95,9 @@ def gpt_trainer_app(state: TrainerState) -> tuple[web.Application, Recorder]:
         query = body.get("query") if isinstance(body, dict) else None
         if not isinstance(query, str) or not query:
             return web.json_response({"error": "query is required"}, status=400)
+        state.asked.set()
+        if state.hold is not None:
+            await state.hold.wait()
         text = state.answer(query)
         response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         response.enable_chunked_encoding()

@@ -4,10 +4,15 @@ Wire facts: shared/UPSTREAMS.md sections 4.1 and 4.2, and the official spec
 shared/specs/intercom-api-2.14.yaml (its schemas, vendored in specs/, loaded once). Request bodies of reply and update
 are validated against the spec's schemas; every endpoint wants ``Authorization: Bearer <token>``.
 Unknown paths, such as the bridge's ``PUT /conversations/{id}/read``, answer 404 error.list.
+
+For crash tests: ``reply_hold`` (an unset event) makes ``POST /conversations/{id}/reply``
+store the part, set ``reply_stored``, and answer only once the hold is set, so a test can
+kill the caller after the reply exists but before the caller learned it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import copy
@@ -88,6 +93,10 @@ class IntercomState:
     token: str
     admin_id: str = "991267459"
     conversations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reply_hold: asyncio.Event | None = None
+    """Set: a reply is stored at once but answered only when this event is set."""
+    reply_stored: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a reply was stored (before ``reply_hold``)."""
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1000), repr=False)
 
     def add_conversation(
@@ -400,6 +409,9 @@ def intercom_app(state: IntercomState) -> tuple[web.Application, Recorder]:
             part_type=body["message_type"],
             created_at=body.get("created_at"),
         )
+        state.reply_stored.set()
+        if state.reply_hold is not None:
+            await state.reply_hold.wait()
         return web.json_response(conversation)
 
     async def update(request: web.Request) -> web.Response:
