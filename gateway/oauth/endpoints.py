@@ -14,13 +14,38 @@ from litestar.handlers import HTTPRouteHandler
 
 from gateway.oauth.consent import browser_cookie, browser_id, new_browser_id, same_origin
 from gateway.oauth.page import page
-from gateway.oauth.runtime import OAuthRuntime
+from gateway.oauth.runtime import LoginRefused, OAuthRuntime, basic_client_id
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
 
 __all__ = ["oauth_handlers"]
 
 EXPIRED = "This form expired: open the authorization link again."
 CROSS_SITE = "This form was sent from another site."
+WRONG_LOGIN = "Wrong username or password."
+
+
+def _locked_out(seconds: int) -> str:
+    return f"Too many failed sign-ins. Try again in {seconds} seconds."
+
+
+def _peer(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many_client_failures(seconds: int) -> Response[bytes]:
+    body = {
+        "error": "invalid_client",
+        "error_description": f"too many failed client authentications; retry in {seconds}s",
+    }
+    return Response(
+        msgspec.json.encode(body),
+        status_code=429,
+        headers={
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            "Retry-After": str(seconds),
+        },
+    )
 
 
 def _answer(answer: OAuthAnswer) -> Response[bytes]:
@@ -93,14 +118,18 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         values["csrf"] = await runtime.forms.issue(browser, values)
         user_id = None
         if values.get("decision") != "deny":
-            user_id = await runtime.login(values.get("username", ""), values.get("password", ""))
-            if user_id is None:
+            username, password = values.get("username", ""), values.get("password", "")
+            try:
+                user_id = await runtime.sign_in(username, password, _peer(request))
+            except LoginRefused as refused:
+                wait = refused.retry_after
                 return page(
-                    401,
-                    "Wrong username or password.",
+                    401 if wait is None else 429,
+                    WRONG_LOGIN if wait is None else _locked_out(wait),
                     spec=server.spec,
                     client=grant.client.spec.id,
                     values=values,
+                    headers={} if wait is None else {"Retry-After": str(wait)},
                 )
         # grant_user None: the user said no; authlib redirects with error=access_denied.
         answer = await asyncio.to_thread(
@@ -113,10 +142,18 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         server = await require_server()
         form = await request.form()
         values = {key: str(value) for key, value in form.items()}
+        ip = _peer(request)
+        client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
+        if (wait := await runtime.client_blocked(ip, client_id)) is not None:
+            return _too_many_client_failures(wait)
         oauth_request = form_request(
             "POST", f"{server.spec.issuer}/oauth/token", values, request.headers
         )
         answer = await asyncio.to_thread(server.create_token_response, oauth_request)
+        # A wrong client secret (or an unknown client) is a guess: counted.
+        guessed = isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"
+        if guessed and (lockout := await runtime.client_failed(ip, client_id)) is not None:
+            return _too_many_client_failures(lockout)
         return _answer(answer)
 
     @get("/.well-known/oauth-authorization-server")

@@ -58,6 +58,7 @@ def page(
     client: str | None = None,
     values: Mapping[str, str] | None = None,
     cookies: Sequence[Cookie] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> Response[str]:
     """The form (with ``client`` and ``spec``: the request is valid) or just ``error``."""
     values = values or {}
@@ -77,6 +78,7 @@ def page(
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
             "Content-Security-Policy": content_security_policy(form_target),
+            **(headers or {}),
         },
         cookies=list(cookies),
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hmac
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,8 +19,31 @@ from gateway.oauth.server import Client, GatewayAuthorizationServer
 from gateway.oauth.tokens import OAuthTokens, digest
 from gateway.plugin import PluginRequest
 from gateway.snapshot import OAuthSpec, Snapshot
+from gateway.store.throttle import Throttle
 
-__all__ = ["OAuthRuntime", "TokenGrant", "TokenRefused"]
+__all__ = ["LoginRefused", "OAuthRuntime", "TokenGrant", "TokenRefused", "basic_client_id"]
+
+
+class LoginRefused(Exception):
+    """A sign-in that did not work: wrong credentials, or (``retry_after``) too many
+    failures from this address or for this username."""
+
+    def __init__(self, retry_after: int | None = None) -> None:
+        super().__init__("locked out" if retry_after else "wrong credentials")
+        self.retry_after = retry_after
+
+
+def basic_client_id(authorization: str | None) -> str | None:
+    """The client id of ``Authorization: Basic``, or None."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    client_id, separator, _ = decoded.partition(":")
+    return client_id if separator else None
 
 
 class TokenRefused(Exception):
@@ -48,6 +74,7 @@ class OAuthRuntime:
         backend = host.backend
         self.tokens = OAuthTokens(backend.store, backend.locks)
         self.forms = ConsentForms(backend.store, backend.locks)
+        self.throttle = Throttle(backend.store, backend.limiter)
         self.host = host
         self.current = current
         self._server: tuple[OAuthSpec, GatewayAuthorizationServer] | None = None
@@ -100,6 +127,31 @@ class OAuthRuntime:
                 "  The secret is not shown again.\n",
                 flush=True,
             )
+
+    async def sign_in(self, username: str, password: str, ip: str) -> str:
+        """The user id for these credentials; failures are throttled per address and per
+        username (raises :class:`LoginRefused`)."""
+        if (wait := await self.throttle.blocked("login", ip, username)) is not None:
+            raise LoginRefused(max(1, math.ceil(wait)))
+        user_id = await self.login(username, password)
+        if user_id is not None:
+            return user_id
+        limits = self.current().failed_auth
+        lockout = await self.throttle.failed("login", ip, username, limits.failures, limits.window)
+        raise LoginRefused(max(1, math.ceil(lockout)) if lockout is not None else None)
+
+    async def client_blocked(self, ip: str, client_id: str | None) -> int | None:
+        """Seconds until this address (or client id) may authenticate again, or None."""
+        wait = await self.throttle.blocked("client", ip, client_id)
+        return None if wait is None else max(1, math.ceil(wait))
+
+    async def client_failed(self, ip: str, client_id: str | None) -> int | None:
+        """Count a failed client authentication; the lockout in seconds if it starts now."""
+        limits = self.current().failed_auth
+        lockout = await self.throttle.failed(
+            "client", ip, client_id, limits.failures, limits.window
+        )
+        return None if lockout is None else max(1, math.ceil(lockout))
 
     async def login(self, username: str, password: str) -> str | None:
         """The user id for these credentials, or None."""
