@@ -16,6 +16,7 @@ from gateway.boot import boot
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
+from gateway.serve.connections import guarded_protocol
 from gateway.store.backend import shown_url, unreachable
 
 __all__ = ["serve"]
@@ -46,7 +47,11 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(
+            snapshot.startup.idle_timeout,
+            snapshot.startup.header_timeout,
+            lambda: state.switch.current.max_header_bytes,
+        ),
         lifespan="on",
         access_log=False,
         log_config=None,

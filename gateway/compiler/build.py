@@ -41,6 +41,8 @@ __all__ = ["compile_config"]
 
 STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 DEFAULT_FAILED_AUTH_WINDOW = 60.0
+DEFAULT_IDLE_TIMEOUT = 5.0
+DEFAULT_HEADER_TIMEOUT = 10.0
 MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
 
 
@@ -120,6 +122,8 @@ def compile_config(config: Config) -> Snapshot:
             dead_letters=queue.dead_letters,
             memory_limit=gateway.queue.memory_limit,
             consume=queue.consume,
+            idle_timeout=gateway.server.idle_timeout or DEFAULT_IDLE_TIMEOUT,
+            header_timeout=gateway.server.header_timeout or DEFAULT_HEADER_TIMEOUT,
         ),
         admin=admin,
         route_hashes=_route_hashes(config),

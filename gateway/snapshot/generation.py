@@ -54,6 +54,8 @@ class StartupSettings:
     dead_letters: int
     memory_limit: int
     consume: bool
+    idle_timeout: float
+    header_timeout: float
 
     def changed(self, other: StartupSettings) -> list[str]:
         """The config names of the settings that differ from ``other``."""
@@ -63,6 +65,8 @@ class StartupSettings:
             "queue.dead_letters": (self.dead_letters, other.dead_letters),
             "queue.memory_limit": (self.memory_limit, other.memory_limit),
             "queue.consume": (self.consume, other.consume),
+            "server.idle_timeout": (self.idle_timeout, other.idle_timeout),
+            "server.header_timeout": (self.header_timeout, other.header_timeout),
         }
         return [name for name, (mine, theirs) in names.items() if mine != theirs]
 

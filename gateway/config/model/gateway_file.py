@@ -59,6 +59,12 @@ class Server(Base):
     failed_auth_window: Duration | None = None
     """The window `failed_auth_limit` is counted over, and how long a lockout lasts
     (default 1m)."""
+    idle_timeout: Duration | None = None
+    """A connection with no request under way is closed after this long, the first request
+    included (default 5s; `gateway serve` only)."""
+    header_timeout: Duration | None = None
+    """A request whose line and headers are not all in this long after its first byte is
+    answered 408 and closed (default 10s; `gateway serve` only)."""
 
 
 class Info(Base):
