@@ -39,14 +39,20 @@ def boot(
     config_dir: Path, *, environ: Mapping[str, str] | None = None, watch: bool = True
 ) -> Booted:
     """Raises ConfigErrors when the configuration is refused (nothing is opened then)."""
-    snapshot = compile_config(load(config_dir, environ=environ))
+    config = load(config_dir, environ=environ)
+    snapshot = compile_config(config)
     startup = snapshot.startup
     backend = open_backend(
         startup.store_url, startup.store_namespace, startup.dead_letters, startup.memory_limit
     )
     state = GatewayState(switch=Switch(snapshot), pool=ClientPool(), backend=backend)
     reloader = Reloader(
-        config_dir, current=state.switch.get, swap=state.swap, environ=environ, watch_files=watch
+        config_dir,
+        current=state.switch.get,
+        swap=state.swap,
+        environ=environ,
+        watch_files=watch,
+        loaded=config,
     )
     state.reloader = reloader
     return Booted(snapshot, state, build_app(state), reloader)

@@ -2,12 +2,16 @@
 
 Edits cover writing in place, renaming over, deleting and recreating, broken files, and a
 Kubernetes ConfigMap-style `..data` symlink swap. No request may fail or be wrong, and each
-good write must be live within one second.
+good write must be live within one second. A second test keeps ~200 req/s on a route of a
+file that is truncated or deleted for a moment before it is written again: no 404 (the
+half-written state never goes live), and a delete that stays is applied after the settle
+window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import signal
 import time
@@ -155,3 +159,91 @@ async def test_sighup_reloads_when_not_watching(tmp_path: Path) -> None:
             assert r.status == 404  # not watching: nothing changed yet
         os.kill(pid, signal.SIGHUP)
         await live_within(http, f"{url}/after", {"route": "after"}, 1.0)
+
+
+def hot(step: str) -> str:
+    """The edited file: the route under load, and one naming the step (to see it is live)."""
+    return (
+        "routes:\n"
+        "  - {id: hot, path: /hot, static: true, response: {body: '{{ {\"hot\": true} }}'}}\n"
+        + dynamic(step).removeprefix("routes:\n")
+    )
+
+
+async def test_half_written_files_never_go_live_under_load(tmp_path: Path) -> None:
+    """~200 req/s to a route of the file being rewritten: (a) three truncate-then-write
+    edits 250 ms apart, (b) six delete-and-recreate edits 300 ms apart lose no request;
+    (c) a delete that stays is applied after the settle window, with a WARNING."""
+    routes = tmp_path / "routes.d"
+    routes.mkdir()
+    (tmp_path / "gateway.yaml").write_text("defaults: {auth: none}\nserver: {access_log: false}\n")
+    edited = routes / "edited.yaml"
+    edited.write_text(hot("start"))
+    log = tmp_path / "gateway.log"
+    async with (
+        serving(tmp_path, {**CLEAN_ENV}, log) as (url, _),
+        aiohttp.ClientSession() as http,
+    ):
+        counts: collections.Counter[str] = collections.Counter()
+        stop = asyncio.Event()
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def one() -> None:
+            try:
+                async with http.get(f"{url}/hot") as r:
+                    await r.read()
+                    counts[str(r.status)] += 1
+            except aiohttp.ClientError as exc:
+                counts[type(exc).__name__] += 1
+
+        async def paced() -> None:  # 200 req/s, each request on its own task
+            tick = time.monotonic()
+            deadline = tick + 90  # bounded even if the test body hangs
+            while not stop.is_set() and time.monotonic() < deadline:
+                task = asyncio.create_task(one())
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                tick += 1 / 200
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))
+
+        async def edits(kind: str, times: int, gap: float) -> collections.Counter[str]:
+            counts.clear()
+            for step in range(times):
+                route = f"{kind}{step}"
+                if kind == "truncate":
+                    with edited.open("r+") as f:
+                        f.truncate(0)
+                else:
+                    edited.unlink()
+                await asyncio.sleep(gap)
+                edited.write_text(hot(route))
+                await live_within(http, f"{url}/{route}", {"route": route}, 10.0)
+                await asyncio.sleep(0.3)
+            await asyncio.gather(*list(in_flight))
+            return collections.Counter(counts)
+
+        load = asyncio.create_task(paced())
+        try:
+            truncated = await edits("truncate", 3, 0.25)
+            recreated = await edits("recreate", 6, 0.30)
+            edited.unlink()  # (c): for good
+            counts.clear()
+            for _ in range(500):  # bounded: 10 s
+                if counts["404"]:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await load
+            await asyncio.gather(*list(in_flight))
+        async with http.get(f"{url}/health") as r:
+            health = await r.json()
+
+    assert truncated["200"] > 200
+    assert set(truncated) == {"200"}, truncated
+    assert recreated["200"] > 400
+    assert set(recreated) == {"200"}, recreated
+    assert counts["404"] > 0
+    assert set(counts) <= {"200", "404"}, counts
+    assert "reload: routes.d/edited.yaml is gone; removed routes hot, recreate5" in log.read_text()
+    assert health["failed_reloads"] == 0

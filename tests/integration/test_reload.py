@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -222,3 +227,284 @@ async def test_a_secret_in_a_broken_edit_is_never_shown(
     )
     for shown in (refused, full, anonymous, caplog.text):
         assert "sk-live-0123456789abcdef" not in shown
+
+
+# --- a watcher reload waits for files caught half-written --------------------------------
+
+HOT = """\
+routes:
+  - {id: hot, path: /hot, static: true, response: {body: '{{ {"v": %d} }}'}}
+"""
+PROBE = "routes:\n  - {id: probe, path: /probe, static: true, response: {body: '{{ 1 }}'}}\n"
+
+
+async def answers(gw: RunningGateway, path: str, status: int, tries: int = 500) -> bool:
+    """Whether ``path`` answers ``status`` within ``tries`` polls 20 ms apart (10 s)."""
+    for _ in range(tries):
+        async with gw.http.get(f"{gw.url}{path}") as r:
+            if r.status == status:
+                return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+@asynccontextmanager
+async def watching(gw: RunningGateway, folder: Path) -> AsyncIterator[None]:
+    """The real watcher, running; a probe file proves it sees changes before the test edits."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(reloader(gw).watch(stop))
+    try:
+        for attempt in range(40):  # a write before the watcher is set up goes unseen
+            (folder / "routes.d" / "probe.yaml").write_text(PROBE + f"# {attempt}\n")
+            if await answers(gw, "/probe", 200, tries=25):
+                break
+        else:
+            raise AssertionError("the watcher never saw probe.yaml")
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 5)
+        except TimeoutError:
+            task.cancel()
+
+
+@asynccontextmanager
+async def counting(gw: RunningGateway, path: str) -> AsyncIterator[collections.Counter[int]]:
+    """Requests to ``path`` back to back while the block runs: their statuses, counted."""
+    counts: collections.Counter[int] = collections.Counter()
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            async with gw.http.get(f"{gw.url}{path}") as r:
+                await r.read()
+                counts[r.status] += 1
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield counts
+    finally:
+        stop.set()
+        await task
+
+
+def hot_config(tmp_path: Path, gateway_yaml: str = "defaults: {auth: none}\n") -> Path:
+    return write_config(tmp_path, gateway_yaml, {"hot": HOT % 0})
+
+
+async def live(gw: RunningGateway, step: int) -> None:
+    """Wait (bounded: 10 s) until /hot answers version ``step``."""
+    for _ in range(500):
+        async with gw.http.get(f"{gw.url}/hot") as r:
+            if r.status == 200 and await r.json() == {"v": step}:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"/hot did not answer version {step}")
+
+
+async def test_watcher_applies_only_the_rewritten_content_of_a_truncated_file(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    folder = hot_config(tmp_path)
+    hot = folder / "routes.d" / "hot.yaml"
+    async with gateway(folder, {}) as gw, watching(gw, folder):
+        swaps = reloader(gw).reloads
+        async with counting(gw, "/hot") as counts:
+            for step in (1, 2, 3):
+                with hot.open("r+") as f:  # truncated in place, written 250 ms later
+                    f.truncate(0)
+                await asyncio.sleep(0.25)
+                hot.write_text(HOT % step)
+                await live(gw, step)
+        # Each rewrite went live once; the empty file never did.
+        assert reloader(gw).reloads == swaps + 3
+    assert counts[200] > 20
+    assert set(counts) == {200}
+
+
+async def test_watcher_holds_a_deleted_file_until_it_is_written_again(
+    gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = hot_config(tmp_path)
+    hot = folder / "routes.d" / "hot.yaml"
+    async with gateway(folder, {}) as gw, watching(gw, folder):
+        swaps = reloader(gw).reloads
+        with caplog.at_level("INFO", logger="gateway"):
+            async with counting(gw, "/hot") as counts:
+                for step in range(1, 7):
+                    hot.unlink()
+                    await asyncio.sleep(0.3)
+                    hot.write_text(HOT % step)
+                    await live(gw, step)
+        assert reloader(gw).reloads == swaps + 6
+    assert counts[200] > 20
+    assert set(counts) == {200}
+    messages = [record.getMessage() for record in caplog.records]
+    assert (
+        "reload (changed: hot.yaml): routes.d/hot.yaml is gone; waiting up to 1.0 s for it"
+        " to come back"
+    ) in messages
+    assert [m for m in messages if "removed" in m] == []
+
+
+async def test_a_file_that_stays_gone_is_removed_after_the_settle_window(
+    gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = hot_config(tmp_path, "defaults: {auth: none}\nreload: {settle: 300ms}\n")
+    async with gateway(folder, {}) as gw, watching(gw, folder):
+        assert reloader(gw).settle == 0.3
+        with caplog.at_level("INFO", logger="gateway"):
+            (folder / "routes.d" / "hot.yaml").unlink()
+            assert await answers(gw, "/hot", 404)
+        async with gw.http.get(f"{gw.url}/probe") as r:
+            assert r.status == 200  # the other file's route is untouched
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    held = (
+        "INFO",
+        "reload (changed: hot.yaml): routes.d/hot.yaml is gone; waiting up to 0.3 s"
+        " for it to come back",
+    )
+    removed = ("WARNING", "reload: routes.d/hot.yaml is gone; removed routes hot")
+    assert [m for m in messages if "routes.d/hot.yaml" in m[1]] == [held, removed]
+
+
+async def test_a_file_emptied_to_comments_is_held_then_removed(
+    gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = hot_config(tmp_path, "defaults: {auth: none}\nreload: {settle: 200ms}\n")
+    async with gateway(folder, {}) as gw:
+        (folder / "routes.d" / "hot.yaml").write_text("# nothing here yet\n\n")
+        with caplog.at_level("INFO", logger="gateway"):
+            result = await reloader(gw).reload_settled("test")
+        assert result.outcome is ReloadOutcome.SWAPPED
+        assert result.diff is not None
+        assert result.diff.removed == ("hot",)
+        async with gw.http.get(f"{gw.url}/hot") as r:
+            assert r.status == 404
+    assert [r.getMessage() for r in caplog.records if "hot.yaml" in r.getMessage()] == [
+        "reload (test): routes.d/hot.yaml is empty; waiting up to 0.2 s for it to come back",
+        "reload: routes.d/hot.yaml is empty; removed routes hot",
+    ]
+
+
+async def test_a_file_that_comes_back_within_the_window_applies_only_its_new_content(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    folder = hot_config(tmp_path)
+    hot = folder / "routes.d" / "hot.yaml"
+    async with gateway(folder, {}) as gw:
+        version = gw.state.switch.current.version
+        hot.unlink()
+        pending = asyncio.create_task(reloader(gw).reload_settled("test"))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # held: nothing applied, /hot still serves
+        async with gw.http.get(f"{gw.url}/hot") as r:
+            assert await r.json() == {"v": 0}
+        assert gw.state.switch.current.version == version
+        hot.write_text(HOT % 1)
+        result = await asyncio.wait_for(pending, 10)
+        assert result.outcome is ReloadOutcome.SWAPPED
+        assert result.diff is not None
+        assert result.diff.summary() == "routes ~1 (hot)"
+        assert reloader(gw).reloads == 1
+
+
+async def test_explicit_reloads_apply_a_removal_at_once(
+    gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP and POST /admin/reload mean "the files are ready": no settle window."""
+    folder = write_config(
+        tmp_path,
+        "admin: {keys: [admin-secret]}\ndefaults: {auth: none}\n",
+        {"hot": HOT % 0, "probe": PROBE},
+    )
+    async with gateway(folder, {}) as gw:
+        (folder / "routes.d" / "hot.yaml").unlink()
+        with caplog.at_level("WARNING", logger="gateway"):
+            async with gw.http.post(
+                f"{gw.url}/admin/reload", headers={"X-Admin-Key": "admin-secret"}
+            ) as r:
+                assert r.status == 200
+                body = await r.json()
+        assert body["status"] == "reloaded"
+        assert "route removed: hot" in body["changes"]
+        async with gw.http.get(f"{gw.url}/hot") as r:
+            assert r.status == 404
+    assert [r.getMessage() for r in caplog.records] == [
+        "reload: routes.d/hot.yaml is gone; removed routes hot"
+    ]
+
+
+async def test_a_renamed_file_is_not_held(
+    gateway: GatewayFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its routes are still declared (by the new name): nothing is missing, nothing waits."""
+    folder = hot_config(tmp_path, "defaults: {auth: none}\nreload: {settle: 1h}\n")
+    async with gateway(folder, {}) as gw:
+        os.replace(folder / "routes.d" / "hot.yaml", folder / "routes.d" / "renamed.yaml")
+        with caplog.at_level("INFO", logger="gateway"):
+            result = await asyncio.wait_for(reloader(gw).reload_settled("test"), 10)
+        assert result.outcome is not ReloadOutcome.HELD
+        async with gw.http.get(f"{gw.url}/hot") as r:
+            assert await r.json() == {"v": 0}
+    assert [r.getMessage() for r in caplog.records if "hot.yaml" in r.getMessage()] == []
+
+
+async def test_an_emptied_gateway_yaml_is_held_like_a_route_file(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """An empty gateway.yaml would mean the defaults: no admin keys, `defaults.auth: none`."""
+    settings = "admin: {keys: [admin-secret]}\ndefaults: {auth: none}\n"
+    folder = hot_config(tmp_path, settings)
+    async with gateway(folder, {}) as gw:
+        (folder / "gateway.yaml").write_text("")
+        pending = asyncio.create_task(reloader(gw).reload_settled("test"))
+        await asyncio.sleep(0.3)
+        assert not pending.done()
+        (folder / "gateway.yaml").write_text(settings + "server: {access_log: false}\n")
+        result = await asyncio.wait_for(pending, 10)
+        assert result.outcome is ReloadOutcome.SWAPPED
+        async with gw.http.post(
+            f"{gw.url}/admin/reload", headers={"X-Admin-Key": "admin-secret"}
+        ) as r:
+            assert r.status == 200  # the admin keys never went away
+
+
+async def test_a_broken_half_written_file_is_refused_by_the_watcher_path(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    folder = hot_config(tmp_path)
+    async with gateway(folder, {}) as gw:
+        version = gw.state.switch.current.version
+        (folder / "routes.d" / "hot.yaml").write_text("routes:\n  - {id: hot, path: /h")
+        result = await asyncio.wait_for(reloader(gw).reload_settled("test"), 10)
+        assert result.outcome is ReloadOutcome.FAILED
+        assert gw.state.switch.current.version == version
+        async with gw.http.get(f"{gw.url}/hot") as r:
+            assert await r.json() == {"v": 0}
+
+
+async def test_settled_waits_until_the_files_stop_changing(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    folder = hot_config(tmp_path)
+    hot = folder / "routes.d" / "hot.yaml"
+    async with gateway(folder, {}) as gw:
+        done = asyncio.Event()
+
+        async def writer() -> None:  # an editor writing in chunks, 40 ms apart
+            with hot.open("w") as f:
+                for line in (HOT % 7).splitlines(keepends=True) * 5:
+                    f.write(line)
+                    f.flush()
+                    await asyncio.sleep(0.04)
+            done.set()
+
+        task = asyncio.create_task(writer())
+        await asyncio.sleep(0.01)
+        seen = await reloader(gw).settled()
+        assert done.is_set()  # it returned only once the writes had stopped
+        assert seen == reloader(gw).fingerprint()
+        await task

@@ -45,6 +45,20 @@ def test_wrapped_docstring_becomes_one_line() -> None:
     )
 
 
+def test_reload_settle_is_documented_with_its_default() -> None:
+    settle = prop("gateway.schema.json", "ReloadSettings", "settle")
+    assert settle["default"] is None
+    assert settle["description"] == (
+        "How long a watched file that vanished or lost all its contents (routes, webhooks,"
+        " schedules; for gateway.yaml: any setting) must stay so before that is applied"
+        " (default 1s); an editor's save or a `cp` over it within that time applies only the"
+        " new content."
+    )
+    assert prop("gateway.schema.json", "GatewayFile", "reload")["$ref"] == (
+        "#/$defs/ReloadSettings"
+    )
+
+
 def test_the_field_docstring_comes_before_its_type_description() -> None:
     assert prop("routes.schema.json", "Route", "id")["description"] == (
         "Unique across all files; the OpenAPI operationId. A name of letters, digits, `_`"

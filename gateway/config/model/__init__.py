@@ -33,6 +33,7 @@ from gateway.config.model.gateway_file import (
     OAuthUser,
     Profile,
     QueueSettings,
+    ReloadSettings,
     Server,
     StoreSettings,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "Profile",
     "QueueSettings",
     "RateLimit",
+    "ReloadSettings",
     "ResponseSpec",
     "Retry",
     "Route",

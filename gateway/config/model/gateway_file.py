@@ -35,6 +35,7 @@ __all__ = [
     "OAuthUser",
     "Profile",
     "QueueSettings",
+    "ReloadSettings",
     "Server",
     "StoreSettings",
 ]
@@ -274,6 +275,15 @@ class Admin(Base):
     """The header carrying the admin key."""
 
 
+class ReloadSettings(Base):
+    """How live reload treats files caught half-written (see README, Live reload)."""
+
+    settle: Duration | None = None
+    """How long a watched file that vanished or lost all its contents (routes, webhooks,
+    schedules; for gateway.yaml: any setting) must stay so before that is applied (default
+    1s); an editor's save or a `cp` over it within that time applies only the new content."""
+
+
 class GatewayFile(Base):
     """`gateway.yaml`: the global file."""
 
@@ -285,6 +295,8 @@ class GatewayFile(Base):
     """The webhook queue's workers."""
     admin: Admin = Admin()
     """The admin API (`POST /admin/reload`, dead letters)."""
+    reload: ReloadSettings = ReloadSettings()
+    """How live reload waits for files being rewritten."""
     info: Info = Info()
     """The `info` of the OpenAPI document and the ai-plugin manifest."""
     cors: CorsSettings = CorsSettings()
