@@ -17,7 +17,7 @@ from gateway.compiler import compile_config
 from gateway.config.load import load
 from gateway.reload import Reloader
 from gateway.serve.app import GatewayApp, build_app
-from gateway.serve.state import GatewayState
+from gateway.serve.state import GatewayState, log_warnings
 from gateway.serve.switch import Switch
 from gateway.snapshot import Snapshot
 from gateway.upstream.clients import ClientPool
@@ -41,6 +41,7 @@ def boot(
     """Raises ConfigErrors when the configuration is refused (nothing is opened then)."""
     config = load(config_dir, environ=environ)
     snapshot = compile_config(config)
+    log_warnings(snapshot)
     startup = snapshot.startup
     backend = open_backend(
         startup.store_url, startup.store_namespace, startup.dead_letters, startup.memory_limit

@@ -61,6 +61,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for route_id, reason in snapshot.unconfigured.items():
         print(f"note: route {route_id} answers 503 until configured: {reason}")
     for webhook in snapshot.webhooks.values():
+        for warning in webhook.warnings:
+            print(f"warning: {warning}")
         if webhook.unconfigured:
             print(
                 f"note: webhook {webhook.id} answers 503 until configured: {webhook.unconfigured}"

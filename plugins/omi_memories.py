@@ -1,9 +1,12 @@
 """OMI memories for ChatGPT (routes.d/omi.yaml).
 
 OMI posts each finished memory (a conversation) to our webhook with `?uid=<user>`; the
-handler runs from the webhook queue and keeps the memory per user in the store. ChatGPT
-reads them back: `GET /api/conversations` (a list of summaries) and `/api/conversations/{id}`
-(the transcript as text and the structured fields), for the user its credential maps to.
+handler runs from the webhook queue and keeps the memory per user in the store. Only events
+that passed the webhook's guards reach it (routes.d/omi.yaml: the URL secret, OMI's signature
+when set, `uid` a user of this gateway, the per-uid rate limit), and never the URL secret:
+`request.query` holds `uid` alone. ChatGPT reads them back: `GET /api/conversations` (a
+list of summaries) and `/api/conversations/{id}` (the transcript as text and the structured
+fields), for the user its credential maps to.
 
 OMI's payloads vary between app versions (UPSTREAMS.md 3.1): `speakerId` or `speaker_id`,
 `plugins_results`, `apps_response` or `apps_results`, string or integer ids. They are

@@ -156,6 +156,12 @@ def _secrets(
         if webhook.hmac is not None
         for secret in webhook.hmac.secrets
     }
+    found |= {
+        secret.decode()
+        for webhook in webhooks
+        if webhook.url_secret is not None
+        for secret in webhook.url_secret.secrets
+    }
     return frozenset(secret for secret in found if len(secret) >= MIN_SECRET_CHARS)
 
 

@@ -9,6 +9,13 @@ from gateway.compiler.handlers import HandlerDeclaration, compile_handler
 from gateway.compiler.routes import check_params
 from gateway.compiler.table import RESERVED_PATHS, RESERVED_PREFIXES, path_shape
 from gateway.compiler.upstreams import DeclaredUpstream
+from gateway.compiler.webhook_guards import (
+    compile_guards,
+    missing_except,
+    nonempty,
+    off_warning,
+    unset_under,
+)
 from gateway.config.load import LoadedRoutes
 from gateway.config.model import HmacVerify, Schedule, Webhook
 from gateway.config.source import SourceFile
@@ -41,8 +48,9 @@ def compile_webhook(
         run.error(source, f"{path}.path", "a webhook path has no parameters (use `query`)")
     check_params(run, source, f"{path}.query", webhook.query)
     handler = compile_handler(run, _declaration(loaded, path, webhook), upstreams)
-    hmac_spec = _hmac(run, source, path, webhook)
+    hmac_spec, hmac_off = _hmac(run, source, path, webhook)
     names = WEBHOOK_NAMES
+    guards = compile_guards(run, source, path, webhook, names)
     ping_when = ping_body = None
     if webhook.ping is not None:
         ping_when = run.template(source, f"{path}.ping.when", webhook.ping.when, names)
@@ -56,8 +64,13 @@ def compile_webhook(
     if run.failed_since(mark):
         return None
     unconfigured = None
-    if unset := missing_under(source.missing, path):
+    if unset := missing_except(source, path, _optional_checks(webhook, path)):
         unconfigured = f'webhook "{webhook.id}" is not configured: set {", ".join(unset)}'
+    warning = off_warning(
+        webhook,
+        (guards.url_secret is not None, guards.url_off),
+        (hmac_spec is not None, hmac_off),
+    )
     return CompiledWebhook(
         id=webhook.id,
         method=webhook.method,
@@ -79,17 +92,34 @@ def compile_webhook(
         plugin=handler.target,
         clients=handler.clients,
         unconfigured=unconfigured or handler.unconfigured,
+        url_secret=guards.url_secret,
+        user=guards.user,
+        users=guards.users,
+        rate_limit=guards.rate_limit,
+        warnings=(*([warning] if warning else []), *guards.warnings),
     )
 
 
-def _hmac(run: Compilation, source: SourceFile, path: str, webhook: Webhook) -> HmacSpec | None:
+def _optional_checks(webhook: Webhook, path: str) -> list[str]:
+    """Where the `optional` checks stand: their unset variables turn them off, not a 503."""
+    found = []
+    if webhook.url_secret is not None and webhook.url_secret.optional:
+        found.append(f"{path}.url_secret")
+    if isinstance(webhook.verify, HmacVerify) and webhook.verify.optional:
+        found.append(f"{path}.verify")
+    return found
+
+
+def _hmac(
+    run: Compilation, source: SourceFile, path: str, webhook: Webhook
+) -> tuple[HmacSpec | None, list[str] | None]:
+    """The signature check, and what to set when an `optional` one is off (no secret)."""
     verify = webhook.verify
     if not isinstance(verify, HmacVerify):
-        return None
+        return None, None
     missing = missing_under(source.missing, f"{path}.verify")
-    secrets = [*verify.secrets, *([verify.secret] if verify.secret is not None else [])]
-    secrets = [secret for secret in secrets if secret]
-    if not secrets and not missing:
+    secrets = nonempty(verify.secrets, verify.secret)
+    if not secrets and not missing and not verify.optional:
         run.error(source, f"{path}.verify", "hmac verification needs `secret` or `secrets`")
     signed = verify.signed or ("{timestamp}.{body}" if verify.timestamp_header else "{body}")
     if "{body}" not in signed:
@@ -100,7 +130,9 @@ def _hmac(run: Compilation, source: SourceFile, path: str, webhook: Webhook) -> 
             f"{path}.verify.signed",
             "`signed` uses `{timestamp}`: set `timestamp_header` too",
         )
-    return HmacSpec(
+    if not secrets and verify.optional:
+        return None, unset_under(source, f"{path}.verify")[:1] or ["`verify.secrets`"]
+    spec = HmacSpec(
         header=verify.header.lower(),
         algorithm=verify.algorithm,
         prefix=verify.prefix,
@@ -110,6 +142,7 @@ def _hmac(run: Compilation, source: SourceFile, path: str, webhook: Webhook) -> 
         tolerance=DEFAULT_TOLERANCE if verify.tolerance is None else verify.tolerance,
         signed=signed.encode(),
     )
+    return spec, None
 
 
 def compile_schedule(

@@ -48,6 +48,9 @@ class Interpolator:
     environ: Mapping[str, str]
     base_dir: Path
     missing: list[MissingVariable] = field(default_factory=list)
+    defaulted: list[MissingVariable] = field(default_factory=list)
+    """Variables that were unset and took their `:-default` (a check an empty default turns
+    off can name what to set)."""
     secrets: set[str] = field(default_factory=set)
     outside: set[str] = field(default_factory=set)
     """Every value taken from the environment or a file, wherever it went: config errors
@@ -111,6 +114,7 @@ class Interpolator:
         if value:
             return value, True
         if has_default:
+            self.defaulted.append(MissingVariable(path, name))
             return default, False
         self.missing.append(MissingVariable(path, name))
         return "", False

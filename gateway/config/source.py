@@ -36,6 +36,8 @@ class SourceFile:
     missing: tuple[MissingVariable, ...]
     secrets: frozenset[str]
     digest: str
+    defaulted: tuple[MissingVariable, ...] = ()
+    """Variables that were unset and took their `:-default`, with where they stand."""
 
     def locate(self, path: str) -> tuple[int, int]:
         """Line and column (1-based) of ``path``, or of its nearest known parent."""
@@ -87,6 +89,7 @@ def read_yaml(file: Path, name: str, interpolator: Interpolator) -> SourceFile:
         missing=tuple(interpolator.missing),
         secrets=frozenset(interpolator.secrets),
         digest=digest,
+        defaulted=tuple(interpolator.defaulted),
     )
 
 

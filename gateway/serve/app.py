@@ -25,7 +25,9 @@ from gateway.serve.dispatch import Dispatcher
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
 from gateway.serve.surface import fixed_surface
+from gateway.serve.webhook_guards import WebhookGuards
 from gateway.serve.webhooks import WebhookReceiver
+from gateway.store.throttle import Throttle
 from gateway.upstream.call import UpstreamCaller
 from gateway.upstream.outbound import Upstreams
 from gateway.upstream.tokens import UpstreamTokens
@@ -48,8 +50,10 @@ class GatewayApp:
         fallback: ASGIApp,
     ) -> None:
         self.state = state
-        self.dispatcher = Dispatcher(host, state.backend.limiter, oauth)
-        self.webhooks = WebhookReceiver(state.backend.queue)
+        backend = state.backend
+        self.dispatcher = Dispatcher(host, backend.limiter, oauth)
+        guards = WebhookGuards(Throttle(backend.store, backend.limiter), backend.limiter)
+        self.webhooks = WebhookReceiver(backend.queue, guards)
         self.fallback = fallback
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

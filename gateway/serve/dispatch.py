@@ -7,7 +7,6 @@ nothing here raises to the server.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,7 +27,13 @@ from gateway.serve.answers import (
     send_response,
 )
 from gateway.serve.answers import shaped as shaped_answer
-from gateway.serve.exchange import Exchange, client_ip, not_connected, too_many_failures
+from gateway.serve.exchange import (
+    Exchange,
+    client_ip,
+    not_connected,
+    rate_limited,
+    too_many_failures,
+)
 from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.proxy import ProxyHandler
@@ -236,14 +241,7 @@ class Dispatcher:
             caller = str(render(route.id, spec.template, context))
         decision = await self.limiter.hit(f"{spec.scope}:{caller}", spec.limit, spec.period)
         if not decision.allowed:
-            problem = Problem(
-                429,
-                "rate-limited",
-                f"rate limit of {spec.limit} per {spec.period:g}s reached; "
-                f"retry in {max(1, math.ceil(decision.retry_after))}s",
-            )
-            problem.headers.extend(decision.headers())
-            raise problem
+            raise rate_limited(spec, decision)
         return decision.headers()
 
     # --- what it sent ----------------------------------------------------------------------

@@ -8,9 +8,10 @@ from typing import Any
 
 from gateway.serve.answers import Problem
 from gateway.serve.inbound import Identity
-from gateway.snapshot import Snapshot
+from gateway.snapshot import RateLimitSpec, Snapshot
+from gateway.store.ratelimit import Decision
 
-__all__ = ["Exchange", "client_ip", "not_connected", "too_many_failures"]
+__all__ = ["Exchange", "client_ip", "not_connected", "rate_limited", "too_many_failures"]
 
 
 @dataclass(slots=True)
@@ -47,6 +48,18 @@ def too_many_failures(wait: float) -> Problem:
         f"too many failed credential checks; retry in {seconds}s",
     )
     problem.headers.append((b"retry-after", str(seconds).encode()))
+    return problem
+
+
+def rate_limited(spec: RateLimitSpec, decision: Decision) -> Problem:
+    """The 429 of a caller over a route's or webhook's rate limit (RateLimit-* headers)."""
+    problem = Problem(
+        429,
+        "rate-limited",
+        f"rate limit of {spec.limit} per {spec.period:g}s reached; "
+        f"retry in {max(1, math.ceil(decision.retry_after))}s",
+    )
+    problem.headers.extend(decision.headers())
     return problem
 
 

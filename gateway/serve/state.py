@@ -15,7 +15,7 @@ from gateway.serve.switch import Switch
 from gateway.snapshot import Snapshot
 from gateway.upstream.clients import ClientPool
 
-__all__ = ["GatewayState"]
+__all__ = ["GatewayState", "log_warnings"]
 
 
 @dataclass
@@ -33,9 +33,22 @@ class GatewayState:
     def swap(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot``; retire the upstream sessions it no longer uses."""
         previous = self.switch.swap(snapshot)
+        log_warnings(snapshot, previous)
         changed = snapshot.startup.changed(previous.startup)
         if changed:
             logger.warning("%s changed: read at start only, restart to apply", ", ".join(changed))
         retired = self.pool.retain(snapshot.upstreams.values())
         if retired:
             logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
+
+
+def log_warnings(snapshot: Snapshot, previous: Snapshot | None = None) -> None:
+    """Tell the operator, once, what the configuration leaves open (a check that is off for
+    want of a secret); a reload repeats only what is new."""
+    seen = set() if previous is None else _warnings(previous)
+    for warning in sorted(_warnings(snapshot) - seen):
+        logger.warning("%s", warning)
+
+
+def _warnings(snapshot: Snapshot) -> set[str]:
+    return {warning for webhook in snapshot.webhooks.values() for warning in webhook.warnings}

@@ -1,5 +1,8 @@
 """Receive one webhook: verify, answer handshakes, de-duplicate, queue durably, answer 2xx.
 
+In order: the URL secret (before the body is read), the signature over the raw bytes, the
+query and JSON, a handshake, whose event it is, the rate limit, the dedupe key, the queue.
+
 Nothing of the handler runs here: the event is queued (Redis: written before the answer)
 and processed by the workers, so the sender gets its 2xx in about one store round trip.
 Every refusal is a problem+json answer and queues nothing.
@@ -19,8 +22,9 @@ from gateway.queue.events import EventQueue, QueuedEvent, QueueFull
 from gateway.serve.answers import JSON, Problem, decode_json_body, read_body, send_response
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.signatures import SignatureRefused, verify_signature
-from gateway.snapshot import CompiledTemplate, CompiledWebhook, FieldError, Snapshot
-from gateway.snapshot.templates import TEMPLATE_ERRORS
+from gateway.serve.webhook_guards import WebhookGuards, render
+from gateway.snapshot import CompiledWebhook, FieldError, Snapshot
+from gateway.store.errors import STORE_ERRORS
 
 __all__ = ["WebhookReceiver"]
 
@@ -31,8 +35,11 @@ _DROPPED_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class WebhookReceiver:
-    def __init__(self, queue: EventQueue) -> None:
+    """``await receiver(snapshot, webhook, scope, receive, send, request_id, cors)`` -> status."""
+
+    def __init__(self, queue: EventQueue, guards: WebhookGuards) -> None:
         self.queue = queue
+        self.guards = guards
 
     async def __call__(
         self,
@@ -46,7 +53,15 @@ class WebhookReceiver:
     ) -> int:
         base = [(b"x-request-id", request_id.encode()), *cors_headers]
         try:
-            status, body = await self._receive(snapshot, webhook, scope, receive, request_id)
+            try:
+                status, body = await self._receive(snapshot, webhook, scope, receive, request_id)
+            except STORE_ERRORS as exc:  # a guard's store call: nothing was promised
+                logger.error("webhook %s: the store is unreachable: %s", webhook.id, exc)
+                problem = Problem(
+                    503, "store-unavailable", "the gateway's store is unreachable; retry shortly"
+                )
+                problem.headers.append((b"retry-after", b"5"))
+                raise problem from None
         except Problem as problem:
             body = problem_body(
                 problem.status,
@@ -89,6 +104,9 @@ class WebhookReceiver:
         }
         raw_query = scope.get("query_string", b"").decode("latin-1")
         query = dict(parse_qsl(raw_query, keep_blank_values=True)) if raw_query else {}
+        if webhook.url_secret is not None:
+            await self.guards.url_secret(snapshot, webhook, scope, query)
+            query.pop(webhook.url_secret.param, None)  # never queued, logged or handed on
         raw_body = await read_body(receive, headers, snapshot.max_body_bytes)
 
         if webhook.hmac is not None:
@@ -113,13 +131,15 @@ class WebhookReceiver:
             )
 
         context = {"body": body, "query": typed_query, "headers": headers}
-        if webhook.ping_when is not None and _render(webhook, webhook.ping_when, context):
-            ping = _render(webhook, webhook.ping_body, context) if webhook.ping_body else None
+        if webhook.ping_when is not None and render(webhook, webhook.ping_when, context):
+            ping = render(webhook, webhook.ping_body, context) if webhook.ping_body else None
             return 200, _encode(ping)
+        self.guards.user(webhook, context)
+        await self.guards.rate_limit(webhook, scope, context)
 
         dedupe_key = None
         if webhook.dedupe_key is not None:
-            rendered = _render(webhook, webhook.dedupe_key, context)
+            rendered = render(webhook, webhook.dedupe_key, context)
             if rendered not in (None, ""):
                 dedupe_key = f"{webhook.id}:{rendered}"
 
@@ -154,19 +174,7 @@ class WebhookReceiver:
         if not queued:
             logger.info("webhook %s: duplicate of event %s (%s)", webhook.id, event_id, dedupe_key)
         if webhook.response_body is not None:
-            answer = _render(webhook, webhook.response_body, {**context, "event_id": event_id})
+            answer = render(webhook, webhook.response_body, {**context, "event_id": event_id})
         else:
             answer = {"status": "queued" if queued else "duplicate", "id": event_id}
         return webhook.response_status, _encode(answer)
-
-
-def _render(webhook: CompiledWebhook, template: CompiledTemplate, context: dict[str, Any]) -> Any:
-    try:
-        return template.render(context)
-    except TEMPLATE_ERRORS as exc:
-        # The sender's payload does not have the shape the template expects: its fault.
-        raise Problem(
-            400,
-            "unexpected-payload",
-            f"webhook {webhook.id}: the payload does not fit: {type(exc).__name__}: {exc}",
-        ) from None

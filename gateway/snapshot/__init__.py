@@ -6,7 +6,13 @@ builds these, and serve/, queue/, oauth/ and the plugin host only read them.
 
 from __future__ import annotations
 
-from gateway.snapshot.events import CompiledSchedule, CompiledWebhook, HmacSpec, QueueSpec
+from gateway.snapshot.events import (
+    CompiledSchedule,
+    CompiledWebhook,
+    HmacSpec,
+    QueueSpec,
+    UrlSecretSpec,
+)
 from gateway.snapshot.generation import LintIssue, Snapshot, StartupSettings, ThrottleLimits
 from gateway.snapshot.oauth import OAuthClientSpec, OAuthSpec
 from gateway.snapshot.plugins import PluginTarget
@@ -69,4 +75,5 @@ __all__ = [
     "UpstreamBinding",
     "UpstreamCall",
     "UpstreamSettings",
+    "UrlSecretSpec",
 ]

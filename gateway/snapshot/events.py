@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.snapshot.plugins import PluginTarget
+from gateway.snapshot.routes import RateLimitSpec
 from gateway.snapshot.templates import CompiledTemplate
 from gateway.snapshot.upstreams import UpstreamBinding
 from gateway.snapshot.validation import ParamValidator
 
-__all__ = ["CompiledSchedule", "CompiledWebhook", "HmacSpec", "QueueSpec"]
+__all__ = ["CompiledSchedule", "CompiledWebhook", "HmacSpec", "QueueSpec", "UrlSecretSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +22,19 @@ class HmacSpec:
     algorithm: str
     prefix: str
     encoding: str
-    secrets: tuple[bytes, ...]
+    secrets: tuple[bytes, ...] = field(repr=False)
     timestamp_header: str | None
     tolerance: float
     signed: bytes
     """The signed content with `{body}` and `{timestamp}` placeholders."""
+
+
+@dataclass(frozen=True, slots=True)
+class UrlSecretSpec:
+    """The shared secret a sender carries in the webhook URL (see UrlSecret in the model)."""
+
+    param: str
+    secrets: tuple[bytes, ...] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,15 @@ class CompiledWebhook:
     """None only while the webhook is unconfigured (its settings lack a variable)."""
     clients: Mapping[str, UpstreamBinding]
     unconfigured: str | None
+    url_secret: UrlSecretSpec | None = None
+    """None: no secret in the URL is asked for (not declared, or optional and unset)."""
+    user: CompiledTemplate | None = None
+    """Renders whose event it is; it must be one of ``users``."""
+    users: frozenset[str] = frozenset()
+    """The user ids of this gateway (oauth users, api key users), when ``user`` is set."""
+    rate_limit: RateLimitSpec | None = None
+    warnings: tuple[str, ...] = ()
+    """What the operator is told once at load (a check that is off for want of a secret)."""
 
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before ``attempt`` (2 = the first retry)."""

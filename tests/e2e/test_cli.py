@@ -82,6 +82,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
     )
     assert "serving 21 routes, 2 webhooks, 1 schedules (1 off)" in output
     assert "store: memory (not durable: state is lost on restart and not shared)" in output
+    assert output.count('webhook "omiMemoryCreated" is unauthenticated') == 1  # once, at start
     assert TOKEN not in output
 
 
@@ -90,6 +91,11 @@ def test_check_is_clean_on_the_shipped_config() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1].endswith(": ok")
     assert result.stderr == ""
+    # No OMI secrets in a clean environment: the webhook is open, and `check` says so.
+    assert (
+        'warning: webhook "omiMemoryCreated" is unauthenticated: anyone who can reach '
+        "/chatgpt/webhook/memory can post to it (set OMI_WEBHOOK_SECRET or OMI_SIGNING_SECRET)"
+    ) in result.stdout.splitlines()
 
 
 def test_check_lists_every_error_and_fails(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,6 +122,53 @@ CASES = [
         ],
         id="schedule-bad-every",
     ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    url_secret: {param: key, secrets: ['${HOOK_KEY:-}']}\n",
+        [
+            "routes.d/a.yaml:5:17: `url_secret` needs `secret` or `secrets` (or `optional: true` to accept requests without one) - at `$.webhooks[0].url_secret`"
+        ],
+        id="url-secret-empty",
+    ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    url_secret: {secret: s3cret, optinal: true}\n",
+        [
+            "routes.d/a.yaml:5:34: Object contains unknown field `optinal` - at `$.webhooks[0].url_secret.optinal`"
+        ],
+        id="url-secret-typo",
+    ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    query: [{name: key}]\n    url_secret: {param: key, secret: s3cret}\n",
+        [
+            "routes.d/a.yaml:6:25: parameter `key` carries the URL secret: remove it from `query` - at `$.webhooks[0].url_secret.param`"
+        ],
+        id="url-secret-declared-in-query",
+    ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    verify: {type: hmac, header: X-Sig, secrets: ['${S:-}'], optional: yes please}\n",
+        ["routes.d/a.yaml:5:72: Expected `bool`, got `str` - at `$.webhooks[0].verify.optional`"],
+        id="hmac-optional-not-a-bool",
+    ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    rate_limit: {limit: 5, per: 1m, key: api_key}\n",
+        [
+            "routes.d/a.yaml:5:42: a webhook's rate limit key is `ip` or a template such as `{{ query.uid }}`, got 'api_key' - at `$.webhooks[0].rate_limit.key`"
+        ],
+        id="rate-limit-key",
+    ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    rate_limit: {limit: 5, per: 0s}\n",
+        [
+            "routes.d/a.yaml:5:33: a rate limit's `per` must be more than 0s - at `$.webhooks[0].rate_limit.per`"
+        ],
+        id="rate-limit-per-zero",
+    ),
+    pytest.param(
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    user: '{{ auth.user }}'\n",
+        [
+            "routes.d/a.yaml:5:11: template uses unknown variable `auth` (available: body, headers, query) - at `$.webhooks[0].user`"
+        ],
+        id="user-template-name",
+    ),
 ]
 
 
@@ -149,6 +197,81 @@ def test_a_webhook_missing_its_secret_answers_503_until_set(tmp_path: Path) -> N
     configured = compile_config(load(tmp_path, environ={"HOOK_SECRET": "s3cret-value"}))
     assert configured.webhooks["w"].unconfigured is None
     assert "s3cret-value" in configured.secrets  # redacted from errors and logs
+
+
+def compiled(tmp_path: Path, routes: str, environ: dict[str, str], gateway: str = GATEWAY) -> Any:
+    write_config(tmp_path, gateway, {"a": routes})
+    (tmp_path / "plugins").mkdir(exist_ok=True)
+    (tmp_path / "plugins" / "h.py").write_text(HANDLER)
+    return compile_config(load(tmp_path, environ=environ)).webhooks["w"]
+
+
+OPTIONAL = (
+    "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n"
+    "    url_secret: {secrets: ['${HOOK_KEY}', '${HOOK_KEY_OLD:-}'], optional: true}\n"
+    "    verify: {type: hmac, header: X-Sig, secret: '${HOOK_SIGNING}', optional: true}\n"
+)
+
+
+def test_optional_checks_are_off_while_their_secrets_are_unset(tmp_path: Path) -> None:
+    """Unset (with or without a default), an optional check is off: never a 503, a warning."""
+    webhook = compiled(tmp_path, OPTIONAL, {})
+    assert (webhook.url_secret, webhook.hmac, webhook.unconfigured) == (None, None, None)
+    assert webhook.warnings == (
+        'webhook "w" is unauthenticated: anyone who can reach /w can post to it '
+        "(set HOOK_KEY or HOOK_SIGNING)",
+    )
+    webhook = compiled(tmp_path, OPTIONAL, {"HOOK_KEY_OLD": "old-key-1"})
+    assert webhook.url_secret.secrets == (b"old-key-1",)
+    assert webhook.hmac is None
+    assert webhook.warnings == (
+        'webhook "w" checks no signature (set HOOK_SIGNING); only its URL secret is checked',
+    )
+    webhook = compiled(tmp_path, OPTIONAL, {"HOOK_SIGNING": "signing-1"})
+    assert webhook.url_secret is None
+    assert webhook.hmac.secrets == (b"signing-1",)
+    assert webhook.warnings == (
+        'webhook "w" asks for no URL secret (set HOOK_KEY); only its signature is checked',
+    )
+    both = compiled(tmp_path, OPTIONAL, {"HOOK_KEY": "key-1", "HOOK_SIGNING": "signing-1"})
+    assert (both.url_secret.param, both.warnings, both.unconfigured) == ("key", (), None)
+
+
+def test_a_required_url_secret_unset_answers_503_until_set(tmp_path: Path) -> None:
+    routes = (
+        "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n"
+        "    url_secret: {param: token, secret: '${HOOK_KEY}'}\n"
+    )
+    unset = compiled(tmp_path, routes, {})
+    assert unset.unconfigured == 'webhook "w" is not configured: set HOOK_KEY'
+    assert unset.warnings == ()
+    configured = compiled(tmp_path, routes, {"HOOK_KEY": "key-value-1"})
+    assert configured.unconfigured is None
+    assert configured.url_secret.param == "token"
+    write_config(tmp_path, GATEWAY, {"a": routes})
+    snapshot = compile_config(load(tmp_path, environ={"HOOK_KEY": "key-value-1"}))
+    assert "key-value-1" in snapshot.secrets  # redacted from answers and logs
+    assert "key-value-1" not in repr(snapshot.webhooks["w"])
+
+
+def test_the_users_of_a_webhook_are_the_gateways_users(tmp_path: Path) -> None:
+    gateway = (
+        "auth:\n  - {id: key, type: api_key, keys: [plain-key, {key: k-ada, user: ada},"
+        " {key: '${UNSET_KEY:-}', user: nobody}]}\n"
+        "oauth:\n  clients: [{id: c}]\n  scopes: {read: Read}\n  users:\n"
+        "    - {username: bob, password: pw-bob, user_id: uid-bob}\n"
+        "    - {username: '${NO_USER:-}', password: pw, user_id: uid-nobody}\n"
+    )
+    routes = "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    user: '{{ query.uid }}'\n"
+    webhook = compiled(tmp_path, routes, {}, gateway)
+    assert webhook.users == frozenset({"ada", "uid-bob"})
+    assert webhook.warnings == ()
+    lonely = compiled(tmp_path, routes, {})
+    assert lonely.users == frozenset()
+    assert lonely.warnings == (
+        'webhook "w" refuses every event: `user` must be a user of this gateway and none is '
+        "configured (oauth.users, api keys with a user)",
+    )
 
 
 def spec(**changes: object) -> HmacSpec:

@@ -13,9 +13,10 @@ from gateway.config.fields import (
     HeaderName,
     Identifier,
     ModuleRef,
+    ParamName,
     WebhookPath,
 )
-from gateway.config.model.common import Base, StatusCode, Template
+from gateway.config.model.common import Base, RateLimit, StatusCode, Template
 from gateway.config.model.routes import Param
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "NoVerify",
     "Ping",
     "Schedule",
+    "UrlSecret",
     "Webhook",
     "WebhookResponse",
     "WebhookRetry",
@@ -59,6 +61,30 @@ class HmacVerify(Base, tag="hmac", tag_field="type"):
     """How far the timestamp may be from now (default 5m)."""
     signed: str | None = None
     """The signed content: `{body}` and `{timestamp}` are replaced by the raw bytes."""
+    optional: bool = False
+    """`true`: with no non-empty secret (its variables unset), requests are not verified and
+    a warning is logged at load; `false` (default): no secret is a config error, an unset
+    `${VAR}` makes the webhook answer 503."""
+
+
+class UrlSecret(Base):
+    """A shared secret the sender carries in the webhook URL (`...?key=<secret>`), for
+    senders that sign nothing (OMI). Compared in constant time against every secret; the
+    parameter is removed before the event is queued and is never logged.
+
+    Failed guesses are throttled per client IP (`server.failed_auth_limit`).
+    """
+
+    param: ParamName = "key"
+    """The query parameter carrying the secret."""
+    secrets: list[str] = []
+    """Every accepted secret (rotation: old and new side by side)."""
+    secret: str | None = None
+    """One secret; shorthand for `secrets: [...]`."""
+    optional: bool = False
+    """`true`: with no non-empty secret (its variables unset), the check is off and a
+    warning is logged at load; `false` (default): no secret is a config error, an unset
+    `${VAR}` makes the webhook answer 503."""
 
 
 class Ping(Base):
@@ -104,6 +130,9 @@ class Webhook(Base):
     """The HTTP method the sender calls with."""
     verify: NoVerify | HmacVerify = NoVerify()
     """How a request is proven to come from the sender (default `none`)."""
+    url_secret: UrlSecret | None = None
+    """A shared secret in the webhook URL's query, checked before anything else (default:
+    none)."""
     query: list[Param] = []
     """Query parameters the sender appends (validated; missing required ones are a 400)."""
     head: bool = True
@@ -112,6 +141,13 @@ class Webhook(Base):
     """A handshake the sender sends, answered at once (default: none)."""
     dedupe_key: Template | None = None
     """Template over `body`, `query`, `headers`; a key seen before is answered 2xx, dropped."""
+    user: Template | None = None
+    """Template over `body`, `query`, `headers` naming whose event it is (e.g.
+    `{{ query.uid }}`): it must be a user of this gateway (an `oauth.users` `user_id` or the
+    `user` of an api key), else 403 and nothing is queued (default: not checked)."""
+    rate_limit: RateLimit | None = None
+    """At most `limit` events per `per` for each `key`: `ip` or a template such as
+    `{{ query.uid }}`; beyond it 429 with Retry-After, nothing queued (default: none)."""
     settings: dict[str, Any] = {}
     """The handler's settings, checked against the plugin's `Settings` Struct."""
     upstreams: list[Identifier] = []
