@@ -29,9 +29,10 @@ import pytest
 
 from tests.conftest import REDIS_URL, REPO
 from tests.e2e.helpers import CLEAN_ENV, serving
-from tests.upstreams.gpt_trainer import TrainerState, gpt_trainer_app
-from tests.upstreams.intercom import IntercomState, intercom_app, notification, sign
-from tests.upstreams.server import Upstream, serve_upstream
+from tests.upstreams.desk import serve_desk
+from tests.upstreams.gpt_trainer import TrainerState
+from tests.upstreams.intercom import IntercomState, notification, sign
+from tests.upstreams.server import Upstream
 
 SECRET = "client-secret-crash"
 CHATBOT = "0123456789abcdef0123456789abcdef"
@@ -65,12 +66,7 @@ class Desk:
 async def desk() -> AsyncIterator[Desk]:
     intercom = IntercomState(token="ic-token-crash")
     trainer = TrainerState(api_key="gt-key-crash", chatbot_uuid=CHATBOT, chunk_delay=0.01)
-    intercom_server, intercom_recorder = intercom_app(intercom)
-    trainer_server, trainer_recorder = gpt_trainer_app(trainer)
-    async with (
-        serve_upstream(intercom_server, intercom_recorder) as ic,
-        serve_upstream(trainer_server, trainer_recorder) as gt,
-    ):
+    async with serve_desk(intercom, trainer) as (ic, gt):
         yield Desk(intercom, ic, trainer, gt)
 
 

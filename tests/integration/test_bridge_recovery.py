@@ -7,36 +7,18 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from plugins.conversation_state import replied_after, reply_marker
 from tests.conftest import REDIS_URL, REPO, GatewayFactory, RunningGateway, eventually
 from tests.integration.test_support_bridge import (
-    CHATBOT,
     Desk,
     conversation_state,
     deliver,
     settled,
 )
-from tests.upstreams.gpt_trainer import TrainerState, gpt_trainer_app
-from tests.upstreams.intercom import IntercomState, intercom_app, notification
-from tests.upstreams.server import serve_upstream
-
-
-@pytest.fixture
-async def desk() -> AsyncIterator[Desk]:
-    intercom = IntercomState(token="dG9rOmludGVyY29t")
-    trainer = TrainerState(api_key="gt-api-key-1", chatbot_uuid=CHATBOT, chunk_delay=0.01)
-    intercom_server, intercom_recorder = intercom_app(intercom)
-    trainer_server, trainer_recorder = gpt_trainer_app(trainer)
-    async with (
-        serve_upstream(intercom_server, intercom_recorder) as ic,
-        serve_upstream(trainer_server, trainer_recorder) as gt,
-    ):
-        yield Desk(intercom, ic, trainer, gt)
+from tests.integration.test_support_bridge import desk as desk  # the same fixture
+from tests.upstreams.intercom import notification
 
 
 def redis_env(desk: Desk, namespace: str) -> dict[str, str]:

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import REDIS_URL, REPO, GatewayFactory, RunningGateway, eventually
-from tests.upstreams.gpt_trainer import TrainerState, gpt_trainer_app
-from tests.upstreams.intercom import PING, IntercomState, intercom_app, notification, sign
-from tests.upstreams.server import Upstream, serve_upstream
+from tests.upstreams.desk import serve_desk
+from tests.upstreams.gpt_trainer import TrainerState
+from tests.upstreams.intercom import PING, IntercomState, notification, sign
+from tests.upstreams.server import Upstream
 
 CLIENT_SECRET = "client_secret_123"
 CHATBOT = "5f0c8a3c2b9d4e6fa1b2c3d4e5f60718"
@@ -56,12 +57,7 @@ class Desk:
 async def desk() -> AsyncIterator[Desk]:
     intercom = IntercomState(token="dG9rOmludGVyY29t")
     trainer = TrainerState(api_key="gt-api-key-1", chatbot_uuid=CHATBOT, chunk_delay=0.01)
-    intercom_server, intercom_recorder = intercom_app(intercom)
-    trainer_server, trainer_recorder = gpt_trainer_app(trainer)
-    async with (
-        serve_upstream(intercom_server, intercom_recorder) as ic,
-        serve_upstream(trainer_server, trainer_recorder) as gt,
-    ):
+    async with serve_desk(intercom, trainer) as (ic, gt):
         yield Desk(intercom, ic, trainer, gt)
 
 
