@@ -75,7 +75,10 @@ from typing import Any, Protocol
 import msgspec
 from litestar.stores.base import Store
 
-from gateway.errors import UpstreamError  # raised by UpstreamClient.request; re-exported
+from gateway.errors import (  # raised by UpstreamClient.request; re-exported
+    UpstreamError,
+    UpstreamTooLarge,
+)
 from gateway.filters import html_to_text  # the template filter, for plugins
 
 __all__ = [
@@ -95,6 +98,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamNotConnected",
     "UpstreamResponse",
+    "UpstreamTooLarge",
     "html_to_text",
 ]
 
@@ -130,14 +134,20 @@ class PluginResponse:
 
 
 class PluginError(Exception):
-    """A deliberate error answer: ``raise PluginError(404, "App 'x' not found")``."""
+    """A deliberate error answer: ``raise PluginError(404, "App 'x' not found")``.
 
-    def __init__(self, status: int, detail: str) -> None:
+    ``headers`` go with a route's answer, e.g. ``{"Retry-After": "20"}`` on a 429.
+    """
+
+    def __init__(
+        self, status: int, detail: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         if not 400 <= status <= 599:
             raise ValueError(f"PluginError status must be 4xx or 5xx, got {status}")
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers: Mapping[str, str] = dict(headers or {})
 
 
 class RetrySoon(Exception):
@@ -171,6 +181,8 @@ class UpstreamResponse:
     status: int
     headers_content_type: str | None
     body: bytes
+    retry_after: str | None = None
+    """The upstream's ``Retry-After`` on an error answer (429, 503), to pass on."""
 
     def json(self) -> Any:
         return msgspec.json.decode(self.body)

@@ -13,7 +13,7 @@ from gateway.compiler.handlers import HandlerDeclaration, compile_handler
 from gateway.compiler.inbound import InboundSchemes
 from gateway.compiler.schemas import unknown_schema
 from gateway.compiler.table import RESERVED_PATHS, RESERVED_PREFIXES, path_shape
-from gateway.compiler.templates import REQUEST_NAMES, RESPONSE_NAMES
+from gateway.compiler.templates import ERROR_NAMES, REQUEST_NAMES, RESPONSE_NAMES
 from gateway.compiler.upstreams import DEFAULT_TIMEOUT, DeclaredUpstream, retry_policy
 from gateway.compiler.validation import PATH_PARAM, body_validator, path_params, rewrite_refs
 from gateway.config.load import LoadedRoutes
@@ -118,6 +118,9 @@ def compile_route(
     fail_message = run.template(
         source, f"{path}.response.fail_message", response.fail_message, names
     )
+    error_body = run.template(
+        source, f"{path}.response.error_body", response.error_body, ERROR_NAMES
+    )
     rate_limit = _rate_limit(run, source, path, route, file_upstream)
     if run.failed_since(mark):
         return None
@@ -139,6 +142,7 @@ def compile_route(
         "max_chars": response.max_chars or run.config.gateway.defaults.max_response_chars,
         "unconfigured": _unconfigured(loaded, index, declared_upstream, schemes, auth_name)
         or (handler.unconfigured if handler is not None else None),
+        "error_body": error_body,
     }
     if handler is not None:
         if handler.target is None:

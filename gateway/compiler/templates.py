@@ -14,10 +14,12 @@ from jinja2 import nodes
 
 from gateway.snapshot.templates import TEMPLATE_GLOBALS, CompiledTemplate, environment
 
-__all__ = ["REQUEST_NAMES", "RESPONSE_NAMES", "TemplateCompiler"]
+__all__ = ["ERROR_NAMES", "REQUEST_NAMES", "RESPONSE_NAMES", "TemplateCompiler"]
 
 REQUEST_NAMES = frozenset({"query", "path", "headers", "body", "route", "request_id", "auth"})
 RESPONSE_NAMES = REQUEST_NAMES | {"status", "request"}
+ERROR_NAMES = frozenset({"problem"})
+"""A route's `response.error_body` sees the problem it replaces, as a dict."""
 
 
 def _free_names(tree: nodes.Template) -> set[str]:

@@ -108,8 +108,9 @@ def retry_policy(run: Compilation, retry: Retry | None, upstream: Upstream | Non
 
 def _outbound(upstream: Upstream, public_url: str) -> tuple[dict[str, str], OutboundAuth | None]:
     """Static headers of every call (upstream headers + static credentials), and the auth
-    that acts per call (passthrough, a user's OAuth token) if any."""
-    headers = dict(upstream.headers)
+    that acts per call (passthrough, a user's OAuth token) if any. A header whose value is
+    empty (an optional `${VAR:-}` left unset) is not sent."""
+    headers = {name: value for name, value in upstream.headers.items() if value}
     auth = upstream.auth
     if isinstance(auth, BearerAuth):
         headers["Authorization"] = f"Bearer {auth.token}"

@@ -51,4 +51,4 @@ class PluginClient:
         )
         answer = await self.upstreams.send(self.binding, outgoing, self.caller)
         content_type = answer.content_type.decode() if answer.content_type else None
-        return UpstreamResponse(answer.status, content_type, answer.body)
+        return UpstreamResponse(answer.status, content_type, answer.body, answer.retry_after)

@@ -13,7 +13,8 @@ the login step: each caller maps an :data:`Outcome` to its own answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import UpstreamError, UpstreamTimeout
@@ -42,6 +43,8 @@ class Refused:
     """The problem type: `plugin-refused`, `upstream-not-connected`, `upstream-unreachable`,
     `upstream-timeout`, `retry-soon`."""
     detail: str
+    headers: Mapping[str, str] = field(default_factory=dict, kw_only=True)
+    """Headers the refusal asks a route to answer with (``PluginError(headers=...)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ async def invoke(target: PluginTarget, ctx: Context, request: PluginRequest) -> 
     except RetrySoon as exc:
         return Deferred(503, "retry-soon", exc.detail, exc.seconds)
     except PluginError as exc:
-        return Refused(exc.status, "plugin-refused", exc.detail)
+        return Refused(exc.status, "plugin-refused", exc.detail, headers=exc.headers)
     except UpstreamNotConnected as exc:
         return Refused(401, "upstream-not-connected", exc.detail)
     except UpstreamTimeout as exc:

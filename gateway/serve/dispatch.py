@@ -7,6 +7,7 @@ nothing here raises to the server.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +36,7 @@ from gateway.serve.exchange import (
     too_many_failures,
 )
 from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
-from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_fields, templated_error
 from gateway.serve.proxy import ProxyHandler
 from gateway.snapshot import (
     CompiledRoute,
@@ -57,6 +58,7 @@ __all__ = ["Dispatcher"]
 
 Scope = dict[str, Any]
 _decode_json = msgspec.json.decode
+_encode_json = msgspec.json.encode
 
 
 class Dispatcher:
@@ -102,7 +104,7 @@ class Dispatcher:
                 raise Problem(500, "internal-error", "internal error") from None
         except Problem as problem:
             detail = snapshot.redact(problem.detail)
-            body = problem_body(
+            fields = problem_fields(
                 problem.status,
                 problem.slug,
                 detail,
@@ -110,7 +112,11 @@ class Dispatcher:
                 request_id=request_id,
                 **problem.extra,
             )
-            answer = Answer(problem.status, PROBLEM_CONTENT_TYPE, body, problem.headers)
+            if route.error_body is None:
+                content_type, body = PROBLEM_CONTENT_TYPE, _encode_json(fields)
+            else:  # the route's own error shape (`response.error_body`)
+                content_type, body = templated_error(route.error_body, fields)
+            answer = Answer(problem.status, content_type, body, problem.headers)
             if problem.status in (502, 504):
                 logger.warning("route %s: %d %s", route.id, problem.status, detail)
         await send_response(
@@ -319,16 +325,20 @@ class Dispatcher:
                 raise not_connected(outcome.detail)
             if outcome.slug == "upstream-timeout":  # as before: one upstream-unreachable kind
                 raise Problem(502, "upstream-unreachable", outcome.detail)
-            raise Problem(outcome.status, outcome.slug, outcome.detail)
+            problem = Problem(outcome.status, outcome.slug, outcome.detail)
+            problem.headers.extend(_header_pairs(outcome.headers))
+            raise problem
         if isinstance(outcome, Crashed):
             raise Problem(502, "plugin-failed", f"plugin {target.name} failed: {outcome.kind}")
         result = outcome.value
         if isinstance(result, PluginResponse):
             status, body = result.status, result.body
-            extra = [
-                (key.lower().encode(), value.encode()) for key, value in result.headers.items()
-            ]
+            extra = _header_pairs(result.headers)
         else:
             status, body, extra = route.response_status or 200, result, []
         answer = shaped_answer(status, body, route.max_chars)
         return Answer(answer.status, answer.content_type, answer.body, extra)
+
+
+def _header_pairs(headers: Mapping[str, str]) -> Headers:
+    return [(key.lower().encode(), value.encode()) for key, value in headers.items()]

@@ -79,6 +79,8 @@ class RouteCommon:
     max_chars: int
     unconfigured: str | None
     """The 503 message when a secret this route needs is not set."""
+    error_body: CompiledTemplate | None = None
+    """Renders this route's error answers from the problem's fields (None: problem+json)."""
 
     @property
     def status_text(self) -> str:

@@ -27,6 +27,7 @@ _CONFIG_PREFIXES = (
     "GMAIL_",
     "OMI_",
     "OAUTH_",
+    "CHATBETO_",
 )
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_URL", "_UUID")
 CLEAN_ENV = {

@@ -96,7 +96,8 @@ class Upstream(Base):
     base_url: str
     """The absolute http(s) URL the call paths are appended to."""
     headers: dict[str, str] = {}
-    """Headers sent on every call to this upstream."""
+    """Headers sent on every call to this upstream; one whose value is empty (an optional
+    `${VAR:-}` left unset) is not sent."""
     auth: OutboundAuth = NoOutboundAuth()
     """The credentials the gateway sends on every call (default `none`)."""
     timeout: Duration | None = None
@@ -194,6 +195,11 @@ class ResponseSpec(Base):
     pass_statuses: list[StatusCode] | None = None
     """Upstream error statuses answered to the caller as themselves instead of 502 (default
     404 and 429, plus 401 and 403 as 401 when the caller's own token is passed through)."""
+    error_body: Template | None = None
+    """The body of every error this route answers (auth, validation, rate limit, upstream,
+    plugin), a template over `problem` (its fields: type, title, status, detail, route,
+    request_id, errors...), sent as JSON with the same status and headers, e.g. `{{
+    {"status": "error", "message": problem.detail} }}` (default: the RFC 9457 problem)."""
 
 
 class Route(Base):
@@ -242,7 +248,9 @@ class Route(Base):
     rate_limit: RateLimit | None = None
     """This route's own rate limit (default: the upstream's, if any)."""
     consequential: bool | None = None
-    """`x-openai-isConsequential` (default: false for GET, true otherwise)."""
+    """`x-openai-isConsequential`: `true` makes ChatGPT ask the user before every call,
+    `false` lets them "Always allow" it (a read-only POST). Default: false for GET, true
+    otherwise."""
     include_in_schema: bool = True
     """`false` leaves the route out of the OpenAPI documents (it still
     answers)."""
