@@ -3,7 +3,13 @@
 The `gmail` upstream uses `oauth2_authorization_code`: `ctx.clients["gmail"]` adds the
 connected user's access token to every call (refreshed before expiry, once across
 replicas), and its `connection` starts and completes the connection. Wire facts: the Gmail
-v1 discovery document (messages.list / get with format=metadata|full / send with `raw`).
+v1 discovery document (messages.list / get with format=metadata|raw|full / send with `raw`).
+
+A message is read with `format=raw` (the RFC 822 bytes, base64url) and parsed by the
+standard library's `email` package (gmail_mime.py: each part's charset, text/plain before
+text/html, attachments listed without their content). A message whose raw answer is over
+the upstream's `max_answer_bytes` is read with `format=full` instead, where Gmail leaves the
+attachments' content out: the answer is the same.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any
 
 import msgspec
+from gmail_mime import ReadMessage, decode_base64url, parse_payload, parse_rfc822
 
 from gateway.plugin import (
     Context,
@@ -23,7 +30,7 @@ from gateway.plugin import (
     PluginError,
     PluginRequest,
     UpstreamClient,
-    html_to_text,
+    UpstreamTooLarge,
 )
 
 MESSAGES = "/gmail/v1/users/me/messages"
@@ -34,6 +41,9 @@ DETAIL_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     upstream: str = "gmail"
     max_body_chars: int = 20_000
+    """The body is cut after this many characters."""
+    max_attachments: int = 100
+    """At most this many attachments are listed."""
 
 
 def _gmail(ctx: Context) -> UpstreamClient:
@@ -61,31 +71,6 @@ def _headers(message: dict[str, Any]) -> dict[str, str]:
     for header in (message.get("payload") or {}).get("headers") or []:
         found.setdefault(header["name"].lower(), header["value"])
     return found
-
-
-def _decode(data: str) -> str:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)).decode("utf-8", "replace")
-
-
-def body_text(part: dict[str, Any]) -> str:
-    """The plain text of a message: text/plain parts, else text/html made plain."""
-    plain: list[str] = []
-    html: list[str] = []
-
-    def walk(node: dict[str, Any]) -> None:
-        mime = node.get("mimeType", "")
-        data = (node.get("body") or {}).get("data")
-        if data and mime == "text/plain":
-            plain.append(_decode(data))
-        elif data and mime == "text/html":
-            html.append(_decode(data))
-        for child in node.get("parts") or []:
-            walk(child)
-
-    walk(part)
-    if plain:
-        return "\n".join(plain).strip()
-    return "\n".join(html_to_text(text) for text in html).strip()
 
 
 # --- connection ----------------------------------------------------------------------------
@@ -142,16 +127,38 @@ async def list_messages(ctx: Context, request: PluginRequest) -> dict[str, Any]:
 
 
 async def get_message(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+    settings: Settings = ctx.settings
     message_id = str(request.path_params["message_id"])
-    message = await _json(_gmail(ctx), "GET", f"{MESSAGES}/{message_id}", query={"format": "full"})
-    headers = _headers(message)
+    message, read = await _read(ctx, f"{MESSAGES}/{message_id}")
     return {
         "id": message["id"],
         "thread_id": message.get("threadId"),
-        "headers": {name: headers.get(name.lower(), "") for name in DETAIL_HEADERS},
-        "body": body_text(message.get("payload") or {})[: ctx.settings.max_body_chars],
+        "headers": {name: read.headers.get(name.lower(), "") for name in DETAIL_HEADERS},
+        "body": read.body()[: settings.max_body_chars],
         "labels": message.get("labelIds") or [],
+        "attachments": [item.as_dict() for item in read.attachments[: settings.max_attachments]],
     }
+
+
+async def _read(ctx: Context, path: str) -> tuple[dict[str, Any], ReadMessage]:
+    """The message resource and what it says: from `format=raw`, else from `format=full`
+    (a raw answer over the upstream's size cap, or bytes the parser could not read)."""
+    gmail = _gmail(ctx)
+    try:
+        message = await _json(gmail, "GET", path, query={"format": "raw"})
+    except UpstreamTooLarge:
+        ctx.logger.info("message %s is too large to read raw: reading format=full", path)
+    else:
+        try:
+            data = decode_base64url(str(message.get("raw") or ""))
+        except ValueError:
+            raise PluginError(502, "Gmail sent a `raw` message that is not base64url") from None
+        try:
+            return message, await asyncio.to_thread(parse_rfc822, data)
+        except Exception as exc:  # the parser's own failure: never a 500
+            ctx.logger.warning("message %s: raw parse failed (%s): reading format=full", path, exc)
+    message = await _json(gmail, "GET", path, query={"format": "full"})
+    return message, parse_payload(message.get("payload") or {})
 
 
 # --- writing -------------------------------------------------------------------------------

@@ -276,3 +276,27 @@ async def test_a_refused_unexpired_token_is_refreshed_once_for_declared_and_plug
     ]
     assert len(sent) == 2
     assert sent[0] != sent[1]
+
+
+async def test_the_original_backends_redirect_path_connects(
+    gateway: GatewayFactory, google: tuple[GoogleState, Upstream]
+) -> None:
+    """A Google client registered with <public_url>/oauth2callback (the original backend's)
+    keeps working: GMAIL_REDIRECT_PATH names it, and that path takes Google's redirect."""
+    _, upstream = google
+    async with gateway(REPO, env(upstream, GMAIL_REDIRECT_PATH="/oauth2callback")) as gw:
+        _, answer = await get(gw, "/gmail/auth/url")
+        query = {k: v[0] for k, v in parse_qs(urlsplit(answer["auth_url"]).query).items()}
+        assert query["redirect_uri"] == "http://127.0.0.1:8080/oauth2callback"
+        async with gw.http.get(
+            f"{gw.url}/oauth2callback?code=4/0AbCdEf-code&state={query['state']}"
+        ) as response:
+            assert (response.status, await response.json()) == (
+                200,
+                {"status": "connected", "user": "default"},
+            )
+        exchange = next(seen for seen in upstream.seen if seen.path == "/token")
+        assert parse_qs(exchange.body.decode())["redirect_uri"] == [
+            "http://127.0.0.1:8080/oauth2callback"
+        ]
+        assert (await get(gw, "/gmail/messages/m1"))[0] == 200

@@ -71,6 +71,7 @@ async def test_app_control_starts_and_stops_only_allowlisted_apps(
             "name": "sleeper",
             "description": "",
             "available": True,
+            "path": sys.executable,
             "running": False,
             "pids": [],
         }

@@ -243,8 +243,11 @@ async def test_list_metadata_and_full_shapes(
     assert full["internalDate"] == "1716976800000"
     plain, html = full["payload"]["parts"]
     assert (plain["mimeType"], html["mimeType"]) == ("text/plain", "text/html")
-    assert base64.urlsafe_b64decode(plain["body"]["data"]) == b"Hi, can we meet tomorrow?"
-    assert plain["body"]["size"] == len(b"Hi, can we meet tomorrow?")
+    # body.data: the part's bytes, transfer encoding undone (the line end is the part's)
+    assert base64.urlsafe_b64decode(plain["body"]["data"]) == b"Hi, can we meet tomorrow?\r\n"
+    assert plain["body"]["size"] == len(b"Hi, can we meet tomorrow?\r\n")
+    assert (plain["partId"], html["partId"]) == ("0", "1")
+    assert {"name": "Content-Type", "value": 'text/plain; charset="utf-8"'} in plain["headers"]
     names = [h["name"] for h in full["payload"]["headers"]]
     assert {"From", "To", "Subject", "Date", "Message-ID"} <= set(names)
     status, reply, _ = await gmail(

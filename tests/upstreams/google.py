@@ -7,6 +7,12 @@ document): ``POST /token`` takes a form (``grant_type=authorization_code`` with 
 ``refresh_token`` (Google does not rotate) and a revoked one gets ``invalid_grant`` /
 ``Token has been expired or revoked.``. Gmail lives under ``/gmail/v1/users/me/`` and wants
 ``Authorization: Bearer <access token>``; its errors use Google's ``{"error": {...}}`` envelope.
+
+The mailbox holds real RFC 822 messages (bytes, CRLF line ends, built with the ``email``
+package or given as they are); ``messages.get`` derives every format from them as the
+discovery document says: ``raw`` is the base64url of those bytes (no ``payload``), ``full``
+the parsed MessagePart tree (text parts' decoded bytes in ``body.data``, attachments as an
+``attachmentId`` and their decoded size), ``metadata`` the headers only, ``minimal`` neither.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -101,11 +107,135 @@ def oauth_error(status: int, error: str, description: str) -> web.Response:
     return web.json_response({"error": error, "error_description": description}, status=status)
 
 
-def _header(message: dict[str, Any], name: str) -> str:
-    for header in message.get("payload", {}).get("headers", []):
-        if header["name"].lower() == name.lower():
-            return str(header["value"])
-    return ""
+def _text(value: object) -> str:
+    """A header or text value as JSON can carry it (raw 8-bit bytes are read as UTF-8)."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
+
+
+def _headers_of(part: Message) -> list[dict[str, str]]:
+    """A part's headers in order, their values decoded (RFC 2047 words), as Gmail lists them."""
+    headers = []
+    for name, raw in part.raw_items():
+        try:
+            value = str(email.policy.default.header_fetch_parse(name, raw))
+        except Exception:
+            value = "".join(str(raw).splitlines())
+        headers.append({"name": name, "value": _text(value)})
+    return headers
+
+
+def _decoded(part: Message) -> bytes:
+    """A leaf part's content with its transfer encoding undone (Gmail's ``body.data``)."""
+    if part.is_multipart():
+        inner = part.get_payload()
+        try:
+            return inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        except Exception:
+            return b""
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+@dataclass
+class StoredMessage:
+    """One message of the mailbox: its RFC 822 bytes and Gmail's bookkeeping."""
+
+    id: str
+    thread_id: str
+    raw: bytes
+    label_ids: list[str]
+    history_id: str
+    internal_date: int
+    """Epoch milliseconds (from the Date header, else the time it was added)."""
+
+    def parsed(self) -> Message:
+        return email.parser.BytesParser(policy=email.policy.default).parsebytes(self.raw)
+
+    def headers(self) -> Message:
+        """The top-level headers alone (however deep the parts nest)."""
+        parser = email.parser.BytesParser(policy=email.policy.default)
+        return parser.parsebytes(self.raw, headersonly=True)
+
+    def header(self, name: str) -> str:
+        for header in _headers_of(self.headers()):
+            if header["name"].lower() == name.lower():
+                return header["value"]
+        return ""
+
+    def snippet(self) -> str:
+        """The start of the first text/plain part (else the text of a text/html one)."""
+        found = {"text/plain": "", "text/html": ""}
+        try:
+            parts = list(self.parsed().walk())
+        except RecursionError:
+            return ""
+        for part in parts:
+            kind = part.get_content_type()
+            if kind in found and not found[kind] and not part.get_filename():
+                charset = part.get_content_charset() or "utf-8"
+                try:
+                    found[kind] = _decoded(part).decode(charset, "replace")
+                except LookupError:
+                    found[kind] = _decoded(part).decode("utf-8", "replace")
+        text = found["text/plain"] or re.sub(r"<[^>]+>", " ", found["text/html"])
+        return " ".join(text.split())[:100]
+
+    def resource(self) -> dict[str, Any]:
+        """The Message resource without ``payload`` or ``raw`` (what ``minimal`` returns)."""
+        return {
+            "id": self.id,
+            "threadId": self.thread_id,
+            "labelIds": list(self.label_ids),
+            "snippet": self.snippet(),
+            "historyId": self.history_id,
+            "internalDate": str(self.internal_date),
+            "sizeEstimate": len(self.raw),
+        }
+
+    def full(self) -> dict[str, Any]:
+        """``format=full``: the resource with the parsed ``payload`` (a message nested
+        deeper than the parser goes: its headers, without parts)."""
+        try:
+            payload = message_part(self.parsed(), "")
+        except RecursionError:
+            headers = self.headers()
+            payload = {
+                "partId": "",
+                "mimeType": headers.get_content_type(),
+                "filename": "",
+                "headers": _headers_of(headers),
+                "body": {"size": 0},
+            }
+        return {**self.resource(), "payload": payload}
+
+
+def message_part(part: Message, part_id: str) -> dict[str, Any]:
+    """Gmail's MessagePart of ``part``: children numbered ``0``, ``1``, nested ``0.1``."""
+    filename = _text(part.get_filename() or "")
+    node: dict[str, Any] = {
+        "partId": part_id,
+        "mimeType": part.get_content_type(),
+        "filename": filename,
+        "headers": _headers_of(part),
+    }
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
+        node["body"] = {"size": 0}
+        children = part.get_payload()
+        assert isinstance(children, list)
+        prefix = f"{part_id}." if part_id else ""
+        node["parts"] = [message_part(child, f"{prefix}{i}") for i, child in enumerate(children)]
+        return node
+    data = _decoded(part)
+    if filename:  # attachments are fetched on their own (messages.attachments.get)
+        node["body"] = {"attachmentId": f"ANGjdJ{secrets.token_urlsafe(24)}", "size": len(data)}
+    else:
+        node["body"] = {"size": len(data), "data": b64url(data)}
+    return node
 
 
 @dataclass
@@ -125,13 +255,15 @@ class GoogleState:
     """Revoked refresh tokens."""
     refresh_calls: int = 0
     code_calls: int = 0
-    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Gmail message id -> the full Message resource (as ``format=full`` returns it)."""
+    messages: dict[str, StoredMessage] = field(default_factory=dict)
+    """Gmail message id -> the stored message (every format is derived from its bytes)."""
     sent: list[dict[str, Any]] = field(default_factory=list)
     """JSON bodies POSTed to ``messages/send``, as received."""
     email_address: str = "me@example.com"
     """The mailbox owner, for ``GET profile``."""
     history_id: int = 100000
+    corrupt_raw: set[str] = field(default_factory=set)
+    """Message ids whose ``format=raw`` answer carries a ``raw`` that is not base64url."""
 
     def add_message(
         self,
@@ -147,60 +279,39 @@ class GoogleState:
         html: str | None = None,
         references: str | None = None,
     ) -> dict[str, Any]:
-        """Store (and return) a realistic ``multipart/alternative`` Message."""
-        headers = [
-            {"name": "From", "value": sender},
-            {"name": "To", "value": to},
-            {"name": "Subject", "value": subject},
-            {"name": "Date", "value": date},
-            {"name": "Message-ID", "value": message_id_header},
-        ]
+        """Store a UTF-8 message (``multipart/alternative`` with ``html``); returns ``full``."""
+        mail = EmailMessage()
+        mail["From"] = sender
+        mail["To"] = to
+        mail["Subject"] = subject
+        mail["Date"] = date
+        mail["Message-ID"] = message_id_header
         if references is not None:
-            headers.append({"name": "References", "value": references})
-        boundary = f"000000000000{secrets.token_hex(8)}"
-        headers += [
-            {"name": "MIME-Version", "value": "1.0"},
-            {"name": "Content-Type", "value": f'multipart/alternative; boundary="{boundary}"'},
-        ]
-        bodies = [("text/plain", text)]
+            mail["References"] = references
+        mail.set_content(text)
         if html is not None:
-            bodies.append(("text/html", html))
-        parts = []
-        for index, (mime_type, content) in enumerate(bodies):
-            data = content.encode()
-            parts.append(
-                {
-                    "partId": str(index),
-                    "mimeType": mime_type,
-                    "filename": "",
-                    "headers": [{"name": "Content-Type", "value": f'{mime_type}; charset="UTF-8"'}],
-                    "body": {"size": len(data), "data": b64url(data)},
-                }
-            )
-        try:
-            internal_ms = int(parsedate_to_datetime(date).timestamp() * 1000)
-        except (TypeError, ValueError):
-            internal_ms = int(time.time() * 1000)
+            mail.add_alternative(html, subtype="html")
+        return self.add_raw(message_id, thread_id, mail)
+
+    def add_raw(
+        self,
+        message_id: str,
+        thread_id: str,
+        message: EmailMessage | bytes,
+        labels: tuple[str, ...] = ("INBOX", "UNREAD"),
+    ) -> dict[str, Any]:
+        """Store a message as it is on the wire (an ``EmailMessage`` is rendered with CRLF
+        line ends, as Gmail keeps mail); returns its ``format=full`` resource."""
+        raw = message if isinstance(message, bytes) else message.as_bytes(policy=email.policy.SMTP)
         self.history_id += 1
-        message: dict[str, Any] = {
-            "id": message_id,
-            "threadId": thread_id,
-            "labelIds": ["INBOX", "UNREAD"],
-            "snippet": text[:100],
-            "historyId": str(self.history_id),
-            "internalDate": str(internal_ms),
-            "sizeEstimate": 512 + sum(len(content.encode()) for _, content in bodies),
-            "payload": {
-                "partId": "",
-                "mimeType": "multipart/alternative",
-                "filename": "",
-                "headers": headers,
-                "body": {"size": 0},
-                "parts": parts,
-            },
-        }
-        self.messages[message_id] = message
-        return message
+        stored = StoredMessage(message_id, thread_id, raw, list(labels), str(self.history_id), 0)
+        try:
+            date = parsedate_to_datetime(stored.header("Date"))
+            stored.internal_date = int(date.timestamp() * 1000)
+        except (TypeError, ValueError):
+            stored.internal_date = int(time.time() * 1000)
+        self.messages[message_id] = stored
+        return stored.full()
 
     def revoke_all(self) -> None:
         """Revoke every refresh token (the user removed the app's access)."""
@@ -228,13 +339,13 @@ class GoogleState:
         return expiry is not None and expiry > time.time()
 
 
-def _matches(message: dict[str, Any], query: str) -> bool:
+def _matches(message: StoredMessage, query: str) -> bool:
     """A small part of Gmail's search syntax: ``is:unread``, ``in:inbox``, ``from:``,
     ``subject:``, and otherwise a case-insensitive substring of subject, from or snippet."""
-    labels = set(message.get("labelIds", []))
-    subject = _header(message, "Subject").lower()
-    sender = _header(message, "From").lower()
-    snippet = str(message.get("snippet", "")).lower()
+    labels = set(message.label_ids)
+    subject = message.header("Subject").lower()
+    sender = message.header("From").lower()
+    snippet = message.snippet().lower()
     for term in query.lower().split():
         key, _, value = term.partition(":")
         if (value and key == "is") or (value and key in ("in", "label")):
@@ -249,23 +360,6 @@ def _matches(message: dict[str, Any], query: str) -> bool:
         elif term not in subject and term not in sender and term not in snippet:
             return False
     return True
-
-
-def _raw_of(message: dict[str, Any]) -> str:
-    """An RFC 2822 rendering of a stored message, for ``format=raw``."""
-    mail = EmailMessage()
-    payload = message["payload"]
-    for header in payload["headers"]:
-        if header["name"].lower() not in ("mime-version", "content-type"):
-            mail[header["name"]] = header["value"]
-    for index, part in enumerate(payload.get("parts", [])):
-        content = _b64url_decode(part["body"].get("data", "")).decode()
-        subtype = part["mimeType"].split("/", 1)[1]
-        if index == 0:
-            mail.set_content(content, subtype=subtype)
-        else:
-            mail.add_alternative(content, subtype=subtype)
-    return b64url(mail.as_bytes())
 
 
 def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
@@ -354,13 +448,13 @@ def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
         found = [
             message
             for message in state.messages.values()
-            if _matches(message, query) and label_ids <= set(message.get("labelIds", []))
+            if _matches(message, query) and label_ids <= set(message.label_ids)
         ]
-        found.sort(key=lambda message: int(message["internalDate"]), reverse=True)
+        found.sort(key=lambda message: message.internal_date, reverse=True)
         page = found[offset : offset + max_results]
         body: dict[str, Any] = {}
         if page:
-            body["messages"] = [{"id": m["id"], "threadId": m["threadId"]} for m in page]
+            body["messages"] = [{"id": m.id, "threadId": m.thread_id} for m in page]
         if offset + max_results < len(found):
             body["nextPageToken"] = str(offset + max_results)
         body["resultSizeEstimate"] = len(found)
@@ -372,23 +466,24 @@ def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
             return not_found()
         fmt = request.query.get("format", "full").lower()
         if fmt == "full":
-            return web.json_response(message)
-        reduced = {key: value for key, value in message.items() if key != "payload"}
+            return web.json_response(message.full())
+        reduced = message.resource()
         if fmt == "minimal":
             return web.json_response(reduced)
-        if fmt == "raw":
-            return web.json_response({**reduced, "raw": _raw_of(message)})
+        if fmt == "raw":  # the whole message in `raw`; `payload` is not used
+            raw = "%%% not base64 %%%" if message.id in state.corrupt_raw else b64url(message.raw)
+            return web.json_response({**reduced, "raw": raw})
         if fmt == "metadata":
             wanted = {name.lower() for name in request.query.getall("metadataHeaders", [])}
-            payload = message["payload"]
+            parsed = message.headers()
             headers = [
                 header
-                for header in payload["headers"]
+                for header in _headers_of(parsed)
                 if not wanted or header["name"].lower() in wanted
             ]
             reduced["payload"] = {
                 "partId": "",
-                "mimeType": payload["mimeType"],
+                "mimeType": parsed.get_content_type(),
                 "filename": "",
                 "headers": headers,
             }
@@ -418,7 +513,7 @@ def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
         return web.json_response({"id": new_id, "threadId": thread_id, "labelIds": ["SENT"]})
 
     async def profile(request: web.Request) -> web.Response:
-        threads = {message["threadId"] for message in state.messages.values()}
+        threads = {message.thread_id for message in state.messages.values()}
         return web.json_response(
             {
                 "emailAddress": state.email_address,
