@@ -30,7 +30,7 @@ import html
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -49,6 +49,10 @@ USER_TOPICS = frozenset({"conversation.user.created", "conversation.user.replied
 USER_AUTHORS = frozenset({"user", "lead", "contact"})
 ANSWER_KEYS = ("response", "text", "message", "answer", "content")
 RECENT_ANSWERS = 20
+POLL_CURSOR = "intercom:poll:since"
+POLL_LISTED_MAX = 5000
+"""Conversation summaries one poll reads at most (the search's pages are read whole, so
+that the oldest updates are handled first)."""
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -65,7 +69,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     busy_retry_seconds: float = 2.0
     """A conversation being answered elsewhere: look again this much later."""
     max_query_chars: int = 4000
-    poll_per_page: int = 25
+    max_conversations: Annotated[int, msgspec.Meta(ge=1)] = 25
+    """The poller handles at most this many conversations per run, the oldest updates
+    first; the others wait for the next run (none is skipped)."""
+    poll_per_page: Annotated[int, msgspec.Meta(ge=1, le=150)] = 150
+    """The page size of the poller's search (Intercom allows at most 150)."""
     intercom: str = "intercom"
     gpt_trainer: str = "gpt_trainer"
 
@@ -361,28 +369,81 @@ async def on_intercom_event(ctx: Context, request: PluginRequest) -> dict[str, A
     return await answer_message(ctx, conversation_id, message)
 
 
+class PollCursor(msgspec.Struct, frozen=True):
+    """Where the poller goes on: conversations updated after ``updated_at``, or at it with
+    an id after ``id`` (a poll cut short by `max_conversations` stops in the middle of a
+    second)."""
+
+    updated_at: int
+    id: str = ""
+
+    def before(self, summary: dict[str, Any]) -> bool:
+        return (self.updated_at, self.id) < _updated(summary)
+
+
+def _updated(summary: dict[str, Any]) -> tuple[int, str]:
+    return int(summary.get("updated_at") or 0), str(summary.get("id"))
+
+
+async def _poll_cursor(ctx: Context) -> PollCursor:
+    raw = await ctx.store.get(POLL_CURSOR)
+    if not raw:
+        return PollCursor(int(time.time()) - 3600)
+    if raw.isdigit():  # written by an older version: a time alone
+        return PollCursor(int(raw))
+    return msgspec.json.decode(raw, type=PollCursor)
+
+
+async def _updated_since(
+    ctx: Context, intercom: UpstreamClient, cursor: PollCursor
+) -> list[dict[str, Any]]:
+    """The open conversations updated since ``cursor`` (every page, at most
+    POLL_LISTED_MAX summaries), oldest update first."""
+    settings: Settings = ctx.settings
+    # At the cursor's second too when it stopped inside one (the ids tell them apart).
+    after = cursor.updated_at - 1 if cursor.id else cursor.updated_at
+    query = {
+        "operator": "AND",
+        "value": [
+            {"field": "open", "operator": "=", "value": True},
+            {"field": "updated_at", "operator": ">", "value": after},
+        ],
+    }
+    listed: list[dict[str, Any]] = []
+    pagination: dict[str, Any] = {"per_page": settings.poll_per_page}
+    while True:
+        found = await intercom.request(
+            "POST", "/conversations/search", json={"query": query, "pagination": pagination}
+        )
+        if not found.ok:
+            raise RuntimeError(f"Intercom search answered {found.status}")
+        page = found.json()
+        listed += [item for item in page.get("conversations") or [] if isinstance(item, dict)]
+        following = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+        if not following:
+            break
+        if len(listed) >= POLL_LISTED_MAX:
+            ctx.logger.warning(
+                "poll: more than %d conversations updated since %d; the oldest wait",
+                POLL_LISTED_MAX,
+                after,
+            )
+            break
+        pagination = {"per_page": settings.poll_per_page, "starting_after": following}
+    return sorted((item for item in listed if cursor.before(item)), key=_updated)
+
+
 async def poll_intercom(ctx: Context, request: PluginRequest) -> dict[str, Any]:
-    """Schedule handler: answer open conversations updated since the last poll."""
+    """Schedule handler: answer open conversations updated since the last poll, at most
+    `max_conversations` of them (the oldest updates first; the rest at the next poll)."""
     settings: Settings = ctx.settings
     intercom = ctx.clients[settings.intercom]
-    since_raw = await ctx.store.get("intercom:poll:since")
-    since = int(since_raw) if since_raw else int(time.time()) - 3600
+    cursor = await _poll_cursor(ctx)
     started = int(time.time())
-    search = {
-        "query": {
-            "operator": "AND",
-            "value": [
-                {"field": "open", "operator": "=", "value": True},
-                {"field": "updated_at", "operator": ">", "value": since},
-            ],
-        },
-        "pagination": {"per_page": settings.poll_per_page},
-    }
-    found = await intercom.request("POST", "/conversations/search", json=search)
-    if not found.ok:
-        raise RuntimeError(f"Intercom search answered {found.status}")
+    due = await _updated_since(ctx, intercom, cursor)
+    handled = due[: settings.max_conversations]
     answered = busy = 0
-    for summary in found.json().get("conversations") or []:
+    for summary in handled:
         conversation_id = str(summary["id"])
         full = await intercom.request(
             "GET", f"/conversations/{conversation_id}", query={"display_as": "plaintext"}
@@ -398,7 +459,9 @@ async def poll_intercom(ctx: Context, request: PluginRequest) -> dict[str, Any]:
             busy += 1
             continue
         answered += outcome["status"] == "answered"
-    # Only move forward when nothing was left for later.
+    left = len(due) - len(handled)
+    # Only move forward when nothing was put off; past what was handled when more wait.
     if not busy:
-        await ctx.store.set("intercom:poll:since", str(started).encode())
-    return {"answered": answered, "busy": busy}
+        after = PollCursor(*_updated(handled[-1])) if left else PollCursor(started)
+        await ctx.store.set(POLL_CURSOR, msgspec.json.encode(after))
+    return {"answered": answered, "busy": busy, "left": left}

@@ -14,6 +14,9 @@ from tests.conftest import RunningGateway
 
 CALLBACK = "https://chatgpt.com/aip/g-0123456789abcdef/oauth/callback"
 GOOD_SECRET = "gpt-secret-0123456789"
+AUTHORIZE, TOKEN = "/oauth/authorize", "/oauth/token"
+"""The canonical URLs; the OMI server's were /chatgpt/oauth/authorize and /chatgpt/oauth/token."""
+_FORM_ACTION = re.compile(r'<form method="post" action="([^"]+)">')
 
 
 def chatgpt(gw: RunningGateway, secret: str = GOOD_SECRET) -> AsyncOAuth2Client:
@@ -44,12 +47,16 @@ async def consent_form(gw: RunningGateway, url: str) -> dict[str, str]:
 
 
 async def authorize(
-    gw: RunningGateway, client: AsyncOAuth2Client, user: str, password: str, verifier: str
+    gw: RunningGateway,
+    client: AsyncOAuth2Client,
+    user: str,
+    password: str,
+    verifier: str,
+    path: str = AUTHORIZE,
 ) -> str:
-    """The consent page, as a user fills it in; returns the callback URL with the code."""
-    url, state = client.create_authorization_url(
-        f"{gw.url}/oauth/authorize", code_verifier=verifier
-    )
+    """The consent page at ``path``, as a user fills it in and a browser posts it (to the
+    form's `action`); returns the callback URL with the code."""
+    url, state = client.create_authorization_url(f"{gw.url}{path}", code_verifier=verifier)
     async with gw.http.get(url) as page:
         assert page.status == 200
         keep_cookies(gw, page)
@@ -57,10 +64,10 @@ async def authorize(
     hidden = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', html))
     assert hidden["state"] == state
     assert hidden["code_challenge_method"] == "S256"
+    action = _FORM_ACTION.search(html)
+    assert action is not None
     form = {**hidden, "username": user, "password": password, "decision": "allow"}
-    async with gw.http.post(
-        f"{gw.url}/oauth/authorize", data=form, allow_redirects=False
-    ) as answer:
+    async with gw.http.post(f"{gw.url}{action[1]}", data=form, allow_redirects=False) as answer:
         assert answer.status == 302, await answer.text()
         location = answer.headers["Location"]
     assert location.startswith(CALLBACK + "?")
@@ -68,12 +75,19 @@ async def authorize(
     return location
 
 
-async def token_for(gw: RunningGateway, user: str, password: str) -> dict[str, Any]:
+async def token_for(
+    gw: RunningGateway,
+    user: str,
+    password: str,
+    *,
+    authorize_path: str = AUTHORIZE,
+    token_path: str = TOKEN,
+) -> dict[str, Any]:
     """A token for ``user``, through the whole authorize + code exchange (with PKCE)."""
     async with chatgpt(gw) as client:
         verifier = generate_token(48)
-        callback = await authorize(gw, client, user, password, verifier)
+        callback = await authorize(gw, client, user, password, verifier, authorize_path)
         token: dict[str, Any] = await client.fetch_token(
-            f"{gw.url}/oauth/token", authorization_response=callback, code_verifier=verifier
+            f"{gw.url}{token_path}", authorization_response=callback, code_verifier=verifier
         )
         return token

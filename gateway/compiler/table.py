@@ -21,7 +21,16 @@ __all__ = [
 ]
 
 RESERVED_PATHS = frozenset({"/", "/health", "/ready", "/openapi.json", "/openapi.yaml", "/docs"})
-RESERVED_PREFIXES = ("/actions/", "/.well-known/", "/admin/", "/oauth/", "/metrics", "/mcp")
+# `/chatgpt/oauth/`: the authorization server's aliases (the OMI server's URLs).
+RESERVED_PREFIXES = (
+    "/actions/",
+    "/.well-known/",
+    "/admin/",
+    "/oauth/",
+    "/chatgpt/oauth/",
+    "/metrics",
+    "/mcp",
+)
 
 
 def path_shape(path: str) -> str:

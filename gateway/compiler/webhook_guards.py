@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.compiler.collect import Compilation
+from gateway.compiler.oauth import oauth_accounts
 from gateway.config.interpolate import MissingVariable
 from gateway.config.load import Config
 from gateway.config.model import ApiKeyAuth, ApiKeyUser, Webhook
@@ -70,11 +71,12 @@ def missing_except(source: SourceFile, prefix: str, excluded: list[str]) -> list
 
 
 def known_users(config: Config) -> frozenset[str]:
-    """The user ids of this gateway: `oauth.users` that can sign in, and api keys' users."""
+    """The user ids of this gateway: the accounts that can sign in (`oauth.users` and
+    `oauth.users_from`), and api keys' users."""
     gateway = config.gateway
     users = set()
     if gateway.oauth is not None:
-        users |= {u.user_id for u in gateway.oauth.users if u.username and u.password and u.user_id}
+        users |= {account.user_id for account in oauth_accounts(gateway.oauth).accounts}
     for scheme in gateway.auth:
         if isinstance(scheme, ApiKeyAuth):
             users |= {
@@ -95,7 +97,7 @@ def compile_guards(
     if webhook.user is not None and not users:
         warnings.append(
             f'webhook "{webhook.id}" refuses every event: `user` must be a user of this '
-            "gateway and none is configured (oauth.users, api keys with a user)"
+            "gateway and none is configured (oauth.users, oauth.users_from, api keys with a user)"
         )
     return Guards(
         url_secret=url_secret,

@@ -1,5 +1,8 @@
 """``${ENV}``, ``${ENV:-default}`` and ``${file:PATH}`` in configuration strings.
 
+A default may itself hold expressions: ``${OAUTH_CLIENT_ID:-${OPENAI_CLIENT_ID:-}}`` reads
+the first variable that is set, then falls back to the last default.
+
 An unset variable without a default is not an error: the value becomes ``""`` and the
 variable is reported as missing, so the compiler can mark what uses it unconfigured.
 Values that come from the environment or a file are remembered as secrets when they sit in
@@ -17,12 +20,68 @@ from pathlib import Path
 
 __all__ = ["Interpolator", "MissingVariable", "is_secret_path"]
 
-_EXPRESSION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# `${` with no `}` after it (and not the `$${` escape): it would be sent as written.
-_UNCLOSED = re.compile(r"(?<!\$)\$\{(?![^}]*\})")
 # Fields whose values are credentials; anything interpolated into them is redacted.
-_SECRET_PATH = re.compile(r"(token|secret|password|passwd|keys?|credential|value|jwt)", re.I)
+# (`oauth.users_from` holds passwords: `name:password:user_id` entries.)
+_SECRET_PATH = re.compile(
+    r"(token|secret|password|passwd|keys?|credential|value|jwt|users_from)", re.I
+)
+
+
+@dataclass(frozen=True)
+class _Expression:
+    """The inside of one `${...}` (its default may hold more expressions)."""
+
+    body: str
+
+
+def _split(text: str) -> list[str | _Expression]:
+    """``text`` as literal pieces and expressions; `$${` is the literal `${`.
+
+    Braces nest: in `${A:-${B:-x}}` the expression is `A:-${B:-x}`. An expression that is
+    never closed is an error (it would be sent as written).
+    """
+    pieces: list[str | _Expression] = []
+    literal = ""
+    position = 0
+    while (found := text.find("$", position)) != -1:
+        literal += text[position:found]
+        if text.startswith("$${", found):
+            literal, position = literal + "${", found + 3
+        elif text.startswith("${", found):
+            end = _closing(text, found + 2)
+            if end is None:
+                raise ValueError(
+                    f"unclosed `${{` in {text[:60]!r}: expected `${{NAME}}`, `${{NAME:-default}}`"
+                    " or `${file:PATH}` (write `$${` for a literal `${`)"
+                )
+            if literal:
+                pieces.append(literal)
+            pieces.append(_Expression(text[found + 2 : end]))
+            literal, position = "", end + 1
+        else:
+            literal, position = literal + "$", found + 1
+    literal += text[position:]
+    return [*pieces, literal] if literal else pieces
+
+
+def _closing(text: str, position: int) -> int | None:
+    """Index of the `}` closing the expression whose inside starts at ``position``."""
+    depth = 1
+    while position < len(text):
+        if text.startswith("$${", position):
+            position += 3
+            continue
+        if text.startswith("${", position):
+            depth += 1
+            position += 2
+            continue
+        if text[position] == "}":
+            depth -= 1
+            if depth == 0:
+                return position
+        position += 1
+    return None
 
 
 def is_secret_path(path: str) -> bool:
@@ -62,30 +121,17 @@ class Interpolator:
 
     def expand(self, text: str, path: str) -> tuple[str, bool]:
         """Return the expanded text and whether it was exactly one expression."""
-        if "${" in text and _UNCLOSED.search(text.replace("$${", "")):
-            raise ValueError(
-                f"unclosed `${{` in {text[:60]!r}: expected `${{NAME}}`, `${{NAME:-default}}`"
-                " or `${file:PATH}` (write `$${` for a literal `${`)"
-            )
-        matches = list(_EXPRESSION.finditer(text))
-        if not matches:
-            return text, False
-        whole = (
-            len(matches) == 1
-            and matches[0].group(0) != "$${"
-            and matches[0].span()
-            == (
-                0,
-                len(text),
-            )
-        )
-        expanded = _EXPRESSION.sub(lambda match: self._replace(match, path), text)
-        return expanded, whole
+        pieces = _split(text)
+        whole = len(pieces) == 1 and isinstance(pieces[0], _Expression)
+        return self._join(pieces, path), whole
 
-    def _replace(self, match: re.Match[str], path: str) -> str:
-        if match.group(0) == "$${":
-            return "${"
-        value, from_outside = self._evaluate(match.group(1), path)
+    def _join(self, pieces: list[str | _Expression], path: str) -> str:
+        return "".join(
+            piece if isinstance(piece, str) else self._replace(piece.body, path) for piece in pieces
+        )
+
+    def _replace(self, expression: str, path: str) -> str:
+        value, from_outside = self._evaluate(expression, path)
         if value and from_outside:
             self.outside.add(value)
             if is_secret_path(path):
@@ -113,8 +159,15 @@ class Interpolator:
         value = self.environ.get(name, "")
         if value:
             return value, True
-        if has_default:
-            self.defaulted.append(MissingVariable(path, name))
-            return default, False
-        self.missing.append(MissingVariable(path, name))
-        return "", False
+        if not has_default:
+            self.missing.append(MissingVariable(path, name))
+            return "", False
+        self.defaulted.append(MissingVariable(path, name))
+        # The default may hold expressions itself: `${A:-${B:-x}}` falls back to B, then x.
+        before = len(self.missing)
+        value = self._join(_split(default), path)
+        if len(self.missing) > before:  # nothing in the chain is set: name every variable
+            inner = [item.variable for item in self.missing[before:]]
+            del self.missing[before:]
+            self.missing.append(MissingVariable(path, " or ".join([name, *inner])))
+        return value, False

@@ -51,7 +51,7 @@ def config_schemas() -> dict[str, str]:
 
 VARIABLE = {
     "type": "string",
-    "pattern": r"^\$\{[^}]+\}$",
+    "pattern": r"^\$\{.+\}$",  # defaults nest: `${A:-${B:-60s}}`
     "description": "A `${VARIABLE}` (or `${VARIABLE:-default}`, `${file:PATH}`), set at load.",
 }
 _TYPED = {"integer", "number", "boolean"}

@@ -79,12 +79,13 @@ def new_browser_id() -> str:
     return secrets.token_urlsafe(32)
 
 
-def browser_cookie(browser: str, issuer: str) -> Cookie:
-    """Session cookie, only for /oauth, never read by scripts, not sent on cross-site posts."""
+def browser_cookie(browser: str, issuer: str, form_path: str = "/oauth/authorize") -> Cookie:
+    """Session cookie, only for the folder the form posts to (`/oauth`, or an alias's such
+    as `/chatgpt/oauth`), never read by scripts, not sent on cross-site posts."""
     return Cookie(
         key=COOKIE,
         value=browser,
-        path="/oauth",
+        path=form_path.rsplit("/", 1)[0] or "/",
         httponly=True,
         samesite="lax",
         secure=issuer.startswith("https://"),

@@ -1,5 +1,11 @@
 """The authorization server's HTTP surface on Litestar: authorize (login + consent page),
-token, and RFC 8414 metadata. authlib does the protocol; this is the glue."""
+token, and RFC 8414 metadata. authlib does the protocol; this is the glue.
+
+`/chatgpt/oauth/authorize` and `/chatgpt/oauth/token` are aliases (the URLs the OMI server
+printed, so that GPTs set up against it keep working): the same server, clients and consent
+form. A consent page posts back to the path it was opened at, and its browser cookie is
+scoped to that path's folder; the metadata names the canonical URLs.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,12 @@ from gateway.oauth.page import page
 from gateway.oauth.runtime import LoginRefused, OAuthRuntime, basic_client_id
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
 
-__all__ = ["oauth_handlers"]
+__all__ = ["AUTHORIZE_PATHS", "TOKEN_PATHS", "oauth_handlers"]
+
+AUTHORIZE_PATH = "/oauth/authorize"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
+AUTHORIZE_PATHS = (AUTHORIZE_PATH, "/chatgpt/oauth/authorize")
+TOKEN_PATHS = (TOKEN_PATH, "/chatgpt/oauth/token")
 
 EXPIRED = "This form expired: open the authorization link again."
 CROSS_SITE = "This form was sent from another site."
@@ -26,6 +37,12 @@ WRONG_LOGIN = "Wrong username or password."
 
 def _locked_out(seconds: int) -> str:
     return f"Too many failed sign-ins. Try again in {seconds} seconds."
+
+
+def _form_path(request: Request[Any, Any, Any]) -> str:
+    """Where the consent form posts: the authorize path the page was opened at."""
+    path = request.scope["path"]
+    return path if path in AUTHORIZE_PATHS else AUTHORIZE_PATH
 
 
 def _peer(request: Request[Any, Any, Any]) -> str:
@@ -72,7 +89,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         """authlib's checked request and grant, or the error page (never a redirect: the
         client or its redirect_uri may be what is wrong)."""
         oauth_request = form_request(
-            request.method, f"{server.spec.issuer}/oauth/authorize", values, request.headers
+            request.method, f"{server.spec.issuer}{AUTHORIZE_PATH}", values, request.headers
         )
         try:
             grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
@@ -80,7 +97,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             return page(400, f"{error.error}: {error.description or ''}")
         return oauth_request, grant
 
-    @get("/oauth/authorize")
+    @get(list(AUTHORIZE_PATHS))
     async def authorize_page(request: Request[Any, Any, Any]) -> Response[str]:
         server = await require_server()
         values = {key: value for key, value in request.query_params.items()}
@@ -91,15 +108,17 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         # The same id for every tab of this browser; a new one for a browser without it.
         browser = browser_id(request.cookies) or new_browser_id()
         values["csrf"] = await runtime.forms.issue(browser, values)
+        action = _form_path(request)
         return page(
             200,
             spec=server.spec,
             client=grant.client.spec.id,
             values=values,
-            cookies=[browser_cookie(browser, server.spec.issuer)],
+            action=action,
+            cookies=[browser_cookie(browser, server.spec.issuer, action)],
         )
 
-    @post("/oauth/authorize", status_code=302)
+    @post(list(AUTHORIZE_PATHS), status_code=302)
     async def authorize(request: Request[Any, Any, Any]) -> Response[Any]:
         server = await require_server()
         origin = request.headers.get("origin")
@@ -129,6 +148,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
                     spec=server.spec,
                     client=grant.client.spec.id,
                     values=values,
+                    action=_form_path(request),
                     headers={} if wait is None else {"Retry-After": str(wait)},
                 )
         # grant_user None: the user said no; authlib redirects with error=access_denied.
@@ -137,7 +157,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         )
         return _answer(answer)
 
-    @post("/oauth/token", status_code=200)
+    @post(list(TOKEN_PATHS), status_code=200)
     async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
         server = await require_server()
         form = await request.form()
@@ -147,7 +167,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         if (wait := await runtime.client_blocked(ip, client_id)) is not None:
             return _too_many_client_failures(wait)
         oauth_request = form_request(
-            "POST", f"{server.spec.issuer}/oauth/token", values, request.headers
+            "POST", f"{server.spec.issuer}{TOKEN_PATH}", values, request.headers
         )
         answer = await asyncio.to_thread(server.create_token_response, oauth_request)
         # A wrong client secret (or an unknown client) is a guess: counted.
@@ -162,8 +182,8 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         issuer = server.spec.issuer
         return {
             "issuer": issuer,
-            "authorization_endpoint": f"{issuer}/oauth/authorize",
-            "token_endpoint": f"{issuer}/oauth/token",
+            "authorization_endpoint": f"{issuer}{AUTHORIZE_PATH}",
+            "token_endpoint": f"{issuer}{TOKEN_PATH}",
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

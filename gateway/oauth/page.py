@@ -25,7 +25,7 @@ input,button{width:100%;padding:.5rem;margin:.25rem 0;box-sizing:border-box}
 {% if error %}<p class="error">{{ error }}</p>{% endif %}
 {% if client %}<p><b>{{ client }}</b> asks to:</p>
 <ul>{% for scope, text in scopes %}<li>{{ text }} <small>({{ scope }})</small></li>{% endfor %}</ul>
-<form method="post" action="/oauth/authorize">
+<form method="post" action="{{ action }}">
 {% for name, value in hidden %}
 <input type="hidden" name="{{ name }}" value="{{ value }}">{% endfor %}
 <input name="username" placeholder="Username" required>
@@ -57,10 +57,12 @@ def page(
     spec: OAuthSpec | None = None,
     client: str | None = None,
     values: Mapping[str, str] | None = None,
+    action: str = "/oauth/authorize",
     cookies: Sequence[Cookie] = (),
     headers: Mapping[str, str] | None = None,
 ) -> Response[str]:
-    """The form (with ``client`` and ``spec``: the request is valid) or just ``error``."""
+    """The form (with ``client`` and ``spec``: the request is valid) or just ``error``;
+    the form posts to ``action`` (a path of this origin: `form-action 'self'` allows it)."""
     values = values or {}
     scopes: list[tuple[str, str]] = []
     form_target = None
@@ -69,7 +71,7 @@ def page(
         scopes = [(scope, spec.scopes.get(scope, scope)) for scope in asked]
         form_target = origin_of(values.get("redirect_uri", ""))
     hidden = [(name, value) for name, value in values.items() if name not in _LOGIN_FIELDS]
-    html = _TEMPLATE.render(client=client, scopes=scopes, hidden=hidden, error=error)
+    html = _TEMPLATE.render(client=client, scopes=scopes, hidden=hidden, error=error, action=action)
     return Response(
         html,
         status_code=status,

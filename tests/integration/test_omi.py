@@ -8,10 +8,13 @@ Payloads follow UPSTREAMS.md 3.1, with the field-name variants of older and newe
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.conftest import REDIS_URL, REPO, RunningGateway, run_gateway
 from tests.oauth_client import GOOD_SECRET, token_for
@@ -210,3 +213,53 @@ async def test_omi_memories_with_redis(tmp_path: Path, redis_namespace: str) -> 
     async with run_gateway(folder, extra, port) as restarted:  # durable across a restart
         ada = (await token_for(restarted, "ada", "ada-pass-1"))["access_token"]
         assert len(await listed(restarted, ada, 2)) == 2
+
+
+def shipped_config(tmp_path: Path) -> Path:
+    """The shipped config folder, unchanged (its users come from the environment)."""
+    for name in ("routes.d", "plugins", "schemas"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "gateway.yaml", tmp_path / "gateway.yaml")
+    return tmp_path
+
+
+async def test_omi_servers_environment_moves_unchanged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The OMI server's variables and URLs on the shipped config: the client from
+    OPENAI_CLIENT_ID/SECRET, several users from OMI_USERS beside the single-user variables,
+    sign-in through /chatgpt/oauth/*; each user sees only their own memories, and a uid
+    that is not listed is refused."""
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    environ = {
+        "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "OPENAI_CLIENT_ID": "gpt-client",
+        "OPENAI_CLIENT_SECRET": GOOD_SECRET,
+        "GATEWAY_API_KEY": "k",
+        "OMI_USERS": f"ada:ada-pass-1:{UID}\nbob:bob:pass:2:{OTHER_UID}\n",
+        "OMI_LOGIN_USER": "cy",
+        "OMI_LOGIN_PASSWORD": "cy-pass-3",
+        "OMI_UID": "uid_cy_3",
+    }
+    aliases = {"authorize_path": "/chatgpt/oauth/authorize", "token_path": "/chatgpt/oauth/token"}
+    async with run_gateway(shipped_config(tmp_path), environ, port) as gw:
+        ada = (await token_for(gw, "ada", "ada-pass-1", **aliases))["access_token"]
+        bob = (await token_for(gw, "bob", "bob:pass:2", **aliases))["access_token"]
+        cy = (await token_for(gw, "cy", "cy-pass-3", **aliases))["access_token"]
+        ok = {"status": "success", "message": "Memory data received and logged"}
+        assert await webhook(gw, MEMORY, f"?uid={UID}") == (200, ok)
+        assert await webhook(gw, {**MEMORY, "id": "bobs"}, f"?uid={OTHER_UID}") == (200, ok)
+        assert await webhook(gw, NEWER, "?uid=uid_cy_3") == (200, ok)
+        status, problem = await webhook(gw, MEMORY, "?uid=uid_eve_9")
+        assert (status, problem["detail"]) == (403, '"uid_eve_9" is not a user of this gateway')
+
+        assert [c["id"] for c in await listed(gw, ada, 1)] == ["memory_abc123"]
+        assert [c["id"] for c in await listed(gw, bob, 1)] == ["bobs"]
+        assert [c["id"] for c in await listed(gw, cy, 1)] == ["4711"]
+        assert (await read(gw, "/api/conversations/bobs", ada))[0] == 404
+        assert (await read(gw, "/api/conversations/memory_abc123", bob))[0] == 404
+        assert (await read(gw, "/api/conversations/memory_abc123", ada))[0] == 200
+    # The passwords never reach the log.
+    assert "ada-pass-1" not in caplog.text
+    assert "bob:pass:2" not in caplog.text

@@ -261,16 +261,22 @@ def test_the_users_of_a_webhook_are_the_gateways_users(tmp_path: Path) -> None:
         "oauth:\n  clients: [{id: c}]\n  scopes: {read: Read}\n  users:\n"
         "    - {username: bob, password: pw-bob, user_id: uid-bob}\n"
         "    - {username: '${NO_USER:-}', password: pw, user_id: uid-nobody}\n"
+        "  users_from: '${OMI_USERS:-}'\n"
     )
     routes = "webhooks:\n  - id: w\n    path: /w\n    handler: h:run\n    user: '{{ query.uid }}'\n"
     webhook = compiled(tmp_path, routes, {}, gateway)
     assert webhook.users == frozenset({"ada", "uid-bob"})
     assert webhook.warnings == ()
+    # Accounts from `users_from` (the environment) are users too.
+    from_env = compiled(
+        tmp_path, routes, {"OMI_USERS": "cy:pw-cy:uid-cy, di:pw-di:uid-di"}, gateway
+    )
+    assert from_env.users == frozenset({"ada", "uid-bob", "uid-cy", "uid-di"})
     lonely = compiled(tmp_path, routes, {})
     assert lonely.users == frozenset()
     assert lonely.warnings == (
         'webhook "w" refuses every event: `user` must be a user of this gateway and none is '
-        "configured (oauth.users, api keys with a user)",
+        "configured (oauth.users, oauth.users_from, api keys with a user)",
     )
 
 
