@@ -1,8 +1,9 @@
 """An importable ASGI app for other servers: ``granian --interface asgi gateway.asgi:app``.
 
 The configuration folder comes from ``GATEWAY_CONFIG_DIR`` (default: the current directory);
-it boots exactly as `gateway serve` does (gateway.boot): files are watched and reloaded, and
-``POST /admin/reload`` works. SIGHUP belongs to the hosting server here.
+it boots exactly as `gateway serve` does (gateway.boot): the folder's `.env` under the
+environment, files watched and reloaded, ``POST /admin/reload``. SIGHUP belongs to the
+hosting server here.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ import os
 from pathlib import Path
 
 from gateway.boot import boot
-from gateway.logs import configure_logging
+from gateway.config.dotenv import environment, read_dotenv
+from gateway.logs import configure_logging, logger
 
 __all__ = ["app"]
 
-configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
-app = boot(Path(os.environ.get("GATEWAY_CONFIG_DIR", "."))).app
+_folder = Path(os.environ.get("GATEWAY_CONFIG_DIR", "."))
+_dotenv = read_dotenv(_folder)
+_environ = environment(_dotenv)
+configure_logging(_environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+for _warning in _dotenv.warnings if _dotenv else ():
+    logger.warning("%s", _warning)
+app = boot(_folder, environ=_environ).app

@@ -1,12 +1,15 @@
 """The `gateway` command: serve, check, openapi, routes, schema.
 
-gateway serve [--config-dir DIR] [--host H] [--port P] [--no-watch]
+gateway serve [--config-dir DIR] [--host H] [--port P] [--no-watch] [-v|--verbose]
 gateway check [--config-dir DIR] [--diff-against DIR]   exit 0 clean, 1 listing every error
-gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]
+gateway openapi [--profile NAME] [--format json|yaml] [--output FILE]   (format: FILE's suffix)
 gateway routes                            id, method, path, upstream, auth, status
 gateway schema [--check]                  write (or verify) schemas/config/*.json
 gateway webhooks dead [--limit N]         list dead letters (Redis store)
 gateway webhooks replay ID                queue a dead letter again
+
+Commands that read the configuration read the config folder's `.env` first (the real
+environment wins over it); `serve` takes its host, port and log level from the same place.
 """
 
 from __future__ import annotations
@@ -17,28 +20,43 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-import yaml
+from typing import TextIO
 
 from gateway.compiler import compile_config
+from gateway.config.dotenv import environment, read_dotenv
 from gateway.config.load import load
 from gateway.diff import diff_snapshots
 from gateway.errors import ConfigErrors
+from gateway.serve.documents import json_text, yaml_text
 from gateway.snapshot import CompiledRoute, PluginRoute, ProxyRoute, Snapshot
 
 __all__ = ["main"]
 
 
-def _snapshot_or_exit(config_dir: Path) -> Snapshot:
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def _snapshot_or_exit(config_dir: Path, *, warnings_to: TextIO = sys.stderr) -> Snapshot:
     _folder_or_exit(config_dir)
+    environ = _environment(config_dir, warnings_to)
     try:
-        return compile_config(load(config_dir))
+        return compile_config(load(config_dir, environ=environ))
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
         count = len(exc.errors)
         print(f"{count} error{'s' if count != 1 else ''} in {config_dir}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def _environment(config_dir: Path, warnings_to: TextIO) -> dict[str, str]:
+    """The process environment over the folder's `.env`; its skipped lines are warned of."""
+    dotenv = read_dotenv(config_dir)
+    for warning in dotenv.warnings if dotenv else ():
+        print(f"warning: {warning}", file=warnings_to)
+    return environment(dotenv)
 
 
 def _folder_or_exit(config_dir: Path) -> None:
@@ -51,9 +69,10 @@ def _folder_or_exit(config_dir: Path) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    snapshot = _snapshot_or_exit(args.config_dir)
+    snapshot = _snapshot_or_exit(args.config_dir, warnings_to=sys.stdout)
     if args.diff_against is not None:
-        lines = diff_snapshots(_snapshot_or_exit(args.diff_against), snapshot).lines()
+        previous = _snapshot_or_exit(args.diff_against, warnings_to=sys.stdout)
+        lines = diff_snapshots(previous, snapshot).lines()
         print("\n".join(lines) if lines else f"no changes against {args.diff_against}")
     errors = [issue for issue in snapshot.lint if issue.level == "error"]
     for issue in snapshot.lint:
@@ -92,15 +111,21 @@ def _cmd_openapi(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(snapshot.profiles)) or "none"
         print(f"no profile `{args.profile}` (known: {known})", file=sys.stderr)
         return 1
-    if args.format == "yaml":
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
-    else:
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = yaml_text(document) if _openapi_format(args) == "yaml" else json_text(document)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _openapi_format(args: argparse.Namespace) -> str:
+    """`--format`, else the output file's suffix (.yaml/.yml: YAML), else JSON."""
+    if args.format is not None:
+        return str(args.format)
+    if args.output and Path(args.output).suffix.lower() in YAML_SUFFIXES:
+        return "yaml"
+    return "json"
 
 
 def _cmd_routes(args: argparse.Namespace) -> int:
@@ -179,7 +204,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from gateway.run import serve
 
     _folder_or_exit(args.config_dir)
-    return serve(args.config_dir, args.host, args.port, watch=not args.no_watch)
+    dotenv = read_dotenv(args.config_dir)
+    environ = environment(dotenv)
+    host = args.host or environ.get("GATEWAY_HOST") or DEFAULT_HOST
+    port = args.port if args.port is not None else _port_or_exit(environ)
+    return serve(
+        args.config_dir,
+        host,
+        port,
+        watch=not args.no_watch,
+        verbose=args.verbose,
+        environ=environ,
+        dotenv=dotenv,
+    )
+
+
+def _port_or_exit(environ: dict[str, str]) -> int:
+    """`GATEWAY_PORT`, else `PORT` (what hosting platforms set), else 8080."""
+    for name in ("GATEWAY_PORT", "PORT"):
+        value = environ.get(name, "").strip()
+        if value:
+            port = _port_number(value)
+            if port is None:
+                print(f"{name} must be a port number (0-65535), got {value!r}", file=sys.stderr)
+                raise SystemExit(2)
+            return port
+    return DEFAULT_PORT
+
+
+def _port_number(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) <= 65535 else None
+
+
+def _port(text: str) -> int:
+    """`--port`'s type: argparse reports a bad one as a usage error (exit 2)."""
+    port = _port_number(text)
+    if port is None:
+        raise argparse.ArgumentTypeError(f"expected a port number (0-65535), got {text!r}")
+    return port
 
 
 def _with_config_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -202,10 +264,23 @@ def _parser() -> argparse.ArgumentParser:
         return _with_config_dir(commands.add_parser(name, help=help_text))
 
     serve = command("serve", "serve the configured routes")
-    serve.add_argument("--host", default=os.environ.get("GATEWAY_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")))
+    serve.add_argument(
+        "--host", help=f"address to listen on (default: GATEWAY_HOST, else {DEFAULT_HOST})"
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        help=f"port to listen on (default: GATEWAY_PORT, else PORT, else {DEFAULT_PORT})",
+    )
     serve.add_argument(
         "--no-watch", action="store_true", help="reload only on SIGHUP or POST /admin/reload"
+    )
+    serve.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log at DEBUG: the route table at start, each upstream call (overrides"
+        " GATEWAY_LOG_LEVEL)",
     )
     serve.set_defaults(run=_cmd_serve)
     check = command("check", "load, compile and lint the configuration")
@@ -217,9 +292,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(run=_cmd_check)
     openapi = command("openapi", "print the merged OpenAPI document or one profile")
-    openapi.add_argument("--profile")
-    openapi.add_argument("--format", choices=("json", "yaml"), default="json")
-    openapi.add_argument("--output")
+    openapi.add_argument("--profile", help="one action profile (default: the merged document)")
+    openapi.add_argument(
+        "--format",
+        choices=("json", "yaml"),
+        help="default: from --output's suffix (.yaml, .yml: yaml), else json",
+    )
+    openapi.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
     openapi.set_defaults(run=_cmd_openapi)
     command("routes", "list the routes and their status").set_defaults(run=_cmd_routes)
     schema = command("schema", "write the JSON Schemas of the config files to schemas/config/")

@@ -7,25 +7,41 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 
 import uvicorn
 
 from gateway.boot import boot
+from gateway.config.dotenv import DotEnv
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
 from gateway.serve.connections import guarded_protocol
+from gateway.snapshot import PluginRoute, ProxyRoute, Snapshot
 from gateway.store.backend import shown_url, unreachable
 
 __all__ = ["serve"]
 
 
-def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
-    configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "INFO"))
+def serve(
+    config_dir: Path,
+    host: str,
+    port: int,
+    *,
+    watch: bool = True,
+    verbose: bool = False,
+    environ: Mapping[str, str] | None = None,
+    dotenv: DotEnv | None = None,
+) -> int:
+    """``environ``: what the configuration interpolates (default: the process environment);
+    ``dotenv``: the `.env` it was merged from, reported at start. ``verbose``: DEBUG logs."""
+    env = os.environ if environ is None else environ
+    configure_logging("DEBUG" if verbose else env.get("GATEWAY_LOG_LEVEL", "INFO"))
+    if dotenv is not None:
+        _report_dotenv(dotenv)
     try:
-        booted = boot(config_dir, watch=watch)
+        booted = boot(config_dir, environ=environ, watch=watch)
     except ConfigErrors as exc:
         for error in exc.errors:
             logger.error("%s", error)
@@ -42,6 +58,8 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         logger.warning("store: memory (not durable: state is lost on restart and not shared)")
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
+    if logger.isEnabledFor(logging.DEBUG):
+        _log_routes(snapshot)
     config = uvicorn.Config(
         booted.app,
         host=host,
@@ -57,7 +75,7 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
         log_config=None,
         server_header=False,
         proxy_headers=False,  # X-Forwarded-* are not trusted unless a deployment says so
-        log_level=logging.WARNING,
+        log_level=logging.DEBUG if verbose else logging.WARNING,
     )
     for webhook in snapshot.webhooks.values():
         if webhook.unconfigured:
@@ -76,6 +94,39 @@ def serve(config_dir: Path, host: str, port: int, *, watch: bool = True) -> int:
     # run(), not asyncio.run(serve()): run() builds the loop from `loop="uvloop"`.
     _Server(config, booted.reloader).run()
     return 0
+
+
+def _report_dotenv(dotenv: DotEnv) -> None:
+    """Names only: a value from `.env` is as secret as one from the environment."""
+    for warning in dotenv.warnings:
+        logger.warning("%s", warning)
+    overridden = dotenv.overridden(os.environ)
+    logger.info(
+        "settings: %d variable(s) from %s%s",
+        len(dotenv.values),
+        dotenv.path,
+        f" ({', '.join(overridden)} set by the environment, which wins)" if overridden else "",
+    )
+    logger.debug("settings from %s: %s", dotenv.path, ", ".join(sorted(dotenv.values)) or "none")
+
+
+def _log_routes(snapshot: Snapshot) -> None:
+    for route in snapshot.routes:
+        if isinstance(route, ProxyRoute):
+            target = f"upstream {route.upstream.name}"
+        elif isinstance(route, PluginRoute):
+            target = f"plugin {route.plugin.name}"
+        else:
+            target = "static"
+        logger.debug(
+            "route %s: %s %s -> %s, auth %s, %s",
+            route.id,
+            route.method,
+            route.path,
+            target,
+            route.auth.id if route.auth else "none",
+            route.status_text,
+        )
 
 
 class _Server(uvicorn.Server):

@@ -3,6 +3,8 @@ send it through the upstream's auth flow, and pass on or shape the answer."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -10,6 +12,7 @@ from urllib.parse import unquote
 import jinja2
 
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamTooLarge
+from gateway.logs import logger
 from gateway.plugin import UpstreamNotConnected
 from gateway.serve.answers import JSON, Answer, Problem, parse_answer, render, shaped
 from gateway.serve.exchange import Exchange, not_connected
@@ -105,6 +108,7 @@ class ProxyHandler:
             data=data,
         )
         caller = Caller(exchange.user, exchange.headers)
+        started = time.perf_counter()
         try:
             answer = await self.upstreams.send(route.upstream, request, caller)
         except UpstreamNotConnected as exc:
@@ -115,6 +119,16 @@ class ProxyHandler:
             raise Problem(502, "upstream-answer-too-large", str(exc)) from None
         except UpstreamError as exc:
             raise Problem(502, "upstream-unreachable", str(exc)) from None
+        if logger.isEnabledFor(logging.DEBUG):  # `gateway serve --verbose`
+            logger.debug(
+                "route %s: upstream %s %s %s -> %d in %.1fms",
+                route.id,
+                route.upstream.name,
+                call.method,
+                exchange.snapshot.redact(path),
+                answer.status,
+                (time.perf_counter() - started) * 1000,
+            )
         return answer
 
 

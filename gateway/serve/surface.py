@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import yaml
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.openapi.plugins import RedocRenderPlugin
@@ -24,6 +23,7 @@ from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
 from gateway.reload import Reloader, ReloadOutcome
+from gateway.serve.documents import ServedDocuments
 from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
@@ -35,6 +35,7 @@ __all__ = ["fixed_surface"]
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+YAML_MEDIA_TYPE = "application/yaml"  # RFC 9512
 
 
 async def _require_admin(
@@ -116,10 +117,12 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     throttle = Throttle(state.backend.store, state.backend.limiter)
     switch = state.switch
     redoc = RedocRenderPlugin(path="/docs")
+    documents = ServedDocuments()  # encoded once per snapshot
 
     @get("/health")
     async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
         snapshot = switch.current
+        tools = documents.of(snapshot).tools()  # before any await: still the current one
         reloader = state.reloader
         try:  # bounded: /health answers within a second even while the store hangs
             pending: int | None = await asyncio.wait_for(
@@ -132,6 +135,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             "status": "ok",
             "version": snapshot.version,
             "routes": len(snapshot.routes),
+            **tools,
             "unconfigured": [
                 {"route": route_id, "reason": reason}
                 for route_id, reason in snapshot.unconfigured.items()
@@ -186,22 +190,31 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
 
     @get("/openapi.json", sync_to_thread=False)
     def openapi_json() -> Response[bytes]:
-        return Response(msgspec.json.encode(switch.current.openapi), media_type=MediaType.JSON)
+        return Response(documents.of(switch.current).json(), media_type=MediaType.JSON)
 
     @get("/openapi.yaml", sync_to_thread=False)
-    def openapi_yaml() -> Response[str]:
-        text = yaml.safe_dump(dict(switch.current.openapi), sort_keys=False, allow_unicode=True)
-        return Response(text, media_type="application/yaml")
+    def openapi_yaml() -> Response[bytes]:
+        return Response(documents.of(switch.current).yaml(), media_type=YAML_MEDIA_TYPE)
 
-    @get("/actions/{profile:str}/openapi.json", sync_to_thread=False)
-    def profile_json(profile: FromPath[str]) -> Response[bytes]:
-        documents = switch.current.profiles
-        if profile not in documents:
-            known = ", ".join(sorted(documents)) or "none"
+    def profile_of(snapshot: Snapshot, profile: str) -> str:
+        if profile not in snapshot.profiles:
+            known = ", ".join(sorted(snapshot.profiles)) or "none"
             raise HTTPException(
                 status_code=404, detail=f"no action profile `{profile}` (known: {known})"
             )
-        return Response(msgspec.json.encode(documents[profile]), media_type=MediaType.JSON)
+        return profile
+
+    @get("/actions/{profile:str}/openapi.json", sync_to_thread=False)
+    def profile_json(profile: FromPath[str]) -> Response[bytes]:
+        snapshot = switch.current
+        encoded = documents.of(snapshot).json(profile_of(snapshot, profile))
+        return Response(encoded, media_type=MediaType.JSON)
+
+    @get("/actions/{profile:str}/openapi.yaml", sync_to_thread=False)
+    def profile_yaml(profile: FromPath[str]) -> Response[bytes]:
+        snapshot = switch.current
+        encoded = documents.of(snapshot).yaml(profile_of(snapshot, profile))
+        return Response(encoded, media_type=YAML_MEDIA_TYPE)
 
     @get("/.well-known/ai-plugin.json", sync_to_thread=False)
     def ai_plugin() -> dict[str, Any]:
@@ -288,6 +301,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             openapi_json,
             openapi_yaml,
             profile_json,
+            profile_yaml,
             ai_plugin,
             docs,
             admin_reload,

@@ -56,14 +56,14 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
         async with http.get(f"{url}/apps/list") as r:
             assert r.status == 503
             assert (await r.json())["detail"] == (
-                'auth "api_key" is not configured: set GATEWAY_API_KEY'
+                'auth "api_key" is not configured: set GATEWAY_API_KEY or API_KEY'
             )
     # serving() sent SIGTERM and asserted exit status 0; the process is gone.
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert health["status"] == "ok"
-    assert health["routes"] == 21
-    assert health["webhooks"]["ids"] == ["intercomEvents", "omiMemoryCreated"]
+    assert health["routes"] == 30
+    assert health["webhooks"]["ids"] == ["chatbetoEvents", "intercomEvents", "omiMemoryCreated"]
     assert health["store"] == "memory"
     unconfigured = {item["route"] for item in health["unconfigured"]}
     assert {"listModels", "chatCompletion", "listApps"} <= unconfigured
@@ -80,7 +80,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
         'route listModels answers 503: upstream "openai" is not configured: set OPENAI_API_KEY'
         in output
     )
-    assert "serving 21 routes, 2 webhooks, 1 schedules (1 off)" in output
+    assert "serving 30 routes, 3 webhooks, 1 schedules (1 off)" in output
     assert "store: memory (not durable: state is lost on restart and not shared)" in output
     assert output.count('webhook "omiMemoryCreated" is unauthenticated') == 1  # once, at start
     assert TOKEN not in output
@@ -156,7 +156,7 @@ def test_routes_table() -> None:
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"ID {2,}METHOD {2}PATH {2,}UPSTREAM {2,}AUTH {2,}STATUS", lines[0])
     assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "bearer", "ok"]
-    assert len(lines) == 1 + 21
+    assert len(lines) == 1 + 30
     # Columns line up: every row starts its METHOD where the header does.
     column = lines[0].index("METHOD")
     assert all(line[column - 2 : column] == "  " for line in lines)
@@ -175,7 +175,8 @@ def test_openapi_profile_as_yaml_and_unknown_profile() -> None:
     missing = run("openapi", "--profile", "nope")
     assert missing.returncode == 1
     assert (
-        missing.stderr == "no profile `nope` (known: ambivo, apps, gmail, omi, openai, support)\n"
+        missing.stderr
+        == "no profile `nope` (known: ambivo, apps, assistant, gmail, omi, openai, support)\n"
     )
     assert missing.stdout == ""
 

@@ -33,11 +33,19 @@ PUBLIC = (
 
 def test_shipped_config_compiles_without_secrets() -> None:
     snapshot = compile_config(load(REPO, environ={}))
-    assert len(snapshot.routes) == 21
-    assert set(snapshot.profiles) == {"ambivo", "support", "openai", "apps", "omi", "gmail"}
+    assert len(snapshot.routes) == 30  # 21 + ChatBETO's 8 + the original Gmail callback path
+    assert set(snapshot.profiles) == {
+        "ambivo",
+        "support",
+        "openai",
+        "apps",
+        "omi",
+        "gmail",
+        "assistant",
+    }
     assert snapshot.webhooks["intercomEvents"].unconfigured == (
-        'webhook "intercomEvents" is not configured: set GPT_TRAINER_CHATBOT_UUID, '
-        "INTERCOM_ADMIN_ID, INTERCOM_CLIENT_SECRET"
+        'webhook "intercomEvents" is not configured: set GPT_TRAINER_CHATBOT_UUID or '
+        "CHATBOT_UUID, INTERCOM_ADMIN_ID, INTERCOM_CLIENT_SECRET"
     )
     assert snapshot.webhooks["omiMemoryCreated"].unconfigured is None  # OMI signs nothing
     assert snapshot.unconfigured["listGmailMessages"] == (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from gateway.compiler.build import compile_config
 from gateway.compiler.lint import lint_document
 from gateway.config.load import load
 from gateway.snapshot import Snapshot
-from tests.conftest import REPO
+from tests.conftest import REPO, write_config
 
 PUBLIC = "https://gw.example.com"
 
@@ -46,11 +47,45 @@ def test_http_public_url_is_a_warning_not_an_error() -> None:
 
 def test_consequential_flags_and_security(shipped: Snapshot) -> None:
     paths = shipped.profiles["ambivo"]["paths"]
-    assert paths["/tools"]["get"]["x-openai-isConsequential"] is False
-    assert paths["/query"]["post"]["x-openai-isConsequential"] is True
+    # Every Ambivo operation only reads: ChatGPT may offer "Always allow" on each.
+    assert {
+        f"{method.upper()} {path}": operation["x-openai-isConsequential"]
+        for path, item in paths.items()
+        for method, operation in item.items()
+    } == {
+        "POST /query": False,
+        "GET /tools": False,
+        "POST /tools": False,
+        "POST /tools/natural-query": False,
+    }
     assert paths["/query"]["post"]["security"] == [{"bearer": []}]
     assert shipped.profiles["ambivo"]["components"]["securitySchemes"] == {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    }
+
+
+def test_consequential_setting_over_the_method_default(tmp_path: Path) -> None:
+    answer = "static: true, response: {body: '{{ 1 }}'}"
+    routes = (
+        "routes:\n"
+        f"  - {{id: readPost, method: POST, path: /a, consequential: false, {answer}}}\n"
+        f"  - {{id: writePost, method: POST, path: /b, {answer}}}\n"
+        f"  - {{id: plainGet, path: /c, {answer}}}\n"
+        f"  - {{id: riskyGet, path: /d, consequential: true, {answer}}}\n"
+        f"  - {{id: deleteIt, method: DELETE, path: /e, {answer}}}\n"
+    )
+    folder = write_config(tmp_path, "defaults: {auth: none}\n", {"a": routes})
+    paths = compile_config(load(folder, environ={})).openapi["paths"]
+    assert {
+        operation["operationId"]: operation["x-openai-isConsequential"]
+        for item in paths.values()
+        for operation in item.values()
+    } == {
+        "readPost": False,
+        "writePost": True,
+        "plainGet": False,
+        "riskyGet": True,
+        "deleteIt": True,
     }
 
 

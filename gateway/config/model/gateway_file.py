@@ -193,6 +193,11 @@ class OAuthServer(Base):
     """Scope -> what it allows, shown on the consent page and in the OpenAPI document."""
     users: list[OAuthUser] = []
     """The accounts that can log in on the consent page."""
+    users_from: str = ""
+    """More accounts in one value, read from the environment or a file:
+    `"${OMI_USERS:-}"` or `"${file:/run/secrets/users}"`. Entries `username:password:user_id`
+    are separated by commas or line breaks (the password may hold `:`, not `,`); blank lines
+    and lines starting with `#` are skipped. A malformed entry is a config error."""
     login_handler: ModuleRef | None = None
     """A plugin `module:function` checking `{username, password}` and returning a user id
     (instead of, or besides, `users`)."""
