@@ -15,12 +15,13 @@ environment wins over it); `serve` takes its host, port and log level from the s
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from gateway.compiler import compile_config
 from gateway.config.dotenv import environment, read_dotenv
@@ -130,6 +131,9 @@ def _openapi_format(args: argparse.Namespace) -> str:
 
 def _cmd_routes(args: argparse.Namespace) -> int:
     snapshot = _snapshot_or_exit(args.config_dir)
+    if args.json:
+        print(json.dumps(_inventory(snapshot), indent=2))
+        return 0
     rows = [("ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS")]
     for route in snapshot.routes:
         auth = route.auth.id if route.auth else "none"
@@ -142,6 +146,48 @@ def _cmd_routes(args: argparse.Namespace) -> int:
             + row[-1]
         )
     return 0
+
+
+def _inventory(snapshot: Snapshot) -> dict[str, Any]:
+    """`gateway routes --json`: what the config serves, without a secret."""
+    return {
+        "version": snapshot.version,
+        "routes": [
+            {
+                "id": route.id,
+                "method": route.method,
+                "path": route.path,
+                "target": _target(route),
+                "auth": route.auth.id if route.auth else "none",
+                "file": route.file,
+                "line": route.line,
+                "status": route.status_text,
+            }
+            for route in snapshot.routes
+        ],
+        "webhooks": [
+            {
+                "id": webhook.id,
+                "method": webhook.method,
+                "path": webhook.path,
+                "file": webhook.file,
+                "line": webhook.line,
+                "status": f"unconfigured: {webhook.unconfigured}" if webhook.unconfigured else "ok",
+            }
+            for webhook in snapshot.webhooks.values()
+        ],
+        "schedules": [
+            {
+                "id": schedule.id,
+                "every_seconds": schedule.every,
+                "enabled": schedule.enabled,
+                "status": (
+                    f"unconfigured: {schedule.unconfigured}" if schedule.unconfigured else "ok"
+                ),
+            }
+            for schedule in snapshot.schedules
+        ],
+    }
 
 
 def _target(route: CompiledRoute) -> str:
@@ -254,10 +300,18 @@ def _with_config_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return sub
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("yaml-gateway")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree not installed
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway", description="YAML-configured integration gateway"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -300,7 +354,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     openapi.add_argument("--output", metavar="FILE", help="write to FILE (default: stdout)")
     openapi.set_defaults(run=_cmd_openapi)
-    command("routes", "list the routes and their status").set_defaults(run=_cmd_routes)
+    routes = command("routes", "list the routes and their status")
+    routes.add_argument(
+        "--json", action="store_true", help="routes, webhooks and schedules as one JSON object"
+    )
+    routes.set_defaults(run=_cmd_routes)
     schema = command("schema", "write the JSON Schemas of the config files to schemas/config/")
     schema.add_argument("--check", action="store_true", help="fail if the files are out of date")
     schema.set_defaults(run=_cmd_schema)

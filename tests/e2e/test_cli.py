@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -299,4 +300,41 @@ def test_an_unclosed_variable_is_a_config_error(tmp_path: Path) -> None:
         " `${NAME:-default}` or `${file:PATH}` (write `$${` for a literal `${`)"
         " - at `$.upstream.auth.token`",
         f"1 error in {tmp_path}",
+    ]
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"gateway {importlib.metadata.version('yaml-gateway')}"
+
+
+def test_routes_as_json_lists_routes_webhooks_and_schedules() -> None:
+    result = run("routes", "--json")
+    assert result.returncode == 0, result.stderr
+    inventory = json.loads(result.stdout)
+    assert len(inventory["routes"]) == 30
+    assert inventory["routes"][0] == {
+        "id": "naturalQuery",
+        "method": "POST",
+        "path": "/query",
+        "target": "ambivo",
+        "auth": "bearer",
+        "file": "routes.d/ambivo.yaml",
+        "line": 12,
+        "status": "ok",
+    }
+    assert [w["id"] for w in inventory["webhooks"]] == [
+        "intercomEvents",
+        "omiMemoryCreated",
+        "chatbetoEvents",
+    ]
+    assert inventory["schedules"] == [
+        {
+            "id": "pollIntercom",
+            "every_seconds": 60.0,
+            "enabled": False,
+            "status": 'unconfigured: schedule "pollIntercom" is not configured: set'
+            " GPT_TRAINER_CHATBOT_UUID or CHATBOT_UUID, INTERCOM_ADMIN_ID",
+        }
     ]
