@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 from collections.abc import Generator, Mapping
@@ -14,10 +15,12 @@ import uvicorn
 
 from gateway.boot import boot
 from gateway.config.dotenv import DotEnv
+from gateway.config.fields import parse_duration
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
 from gateway.serve.connections import guarded_protocol
+from gateway.serve.state import GatewayState
 from gateway.snapshot import PluginRoute, ProxyRoute, Snapshot
 from gateway.store.backend import shown_url, unreachable
 
@@ -76,6 +79,7 @@ def serve(
         server_header=False,
         proxy_headers=False,  # X-Forwarded-* are not trusted unless a deployment says so
         log_level=logging.DEBUG if verbose else logging.WARNING,
+        timeout_graceful_shutdown=math.ceil(snapshot.startup.shutdown_timeout),
     )
     for webhook in snapshot.webhooks.values():
         if webhook.unconfigured:
@@ -92,7 +96,14 @@ def serve(
         port,
     )
     # run(), not asyncio.run(serve()): run() builds the loop from `loop="uvloop"`.
-    _Server(config, booted.reloader).run()
+    drain = snapshot.startup.drain
+    if env.get("GATEWAY_DRAIN"):  # over `server.drain`: e.g. 0 for a quick local stop
+        try:
+            drain = parse_duration(env["GATEWAY_DRAIN"])
+        except ValueError as exc:
+            logger.error("GATEWAY_DRAIN: %s", exc)
+            return 1
+    _Server(config, booted.reloader, state, drain).run()
     return 0
 
 
@@ -130,15 +141,23 @@ def _log_routes(snapshot: Snapshot) -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, stopping gracefully on SIGTERM/SIGINT and then exiting 0.
+    """uvicorn's server, draining on SIGTERM/SIGINT and then exiting 0.
 
-    uvicorn re-raises the captured signal after shutdown (so the process dies "by signal");
-    a gateway that drained its requests cleanly has succeeded.
+    The first signal starts the drain: `/ready` answers 503 at once while the listener keeps
+    serving for `server.drain` seconds (load balancers notice), then uvicorn stops accepting
+    and waits up to `server.shutdown_timeout` for requests in flight; the lifespan stops the
+    webhook worker (its unfinished entries stay in the queue for another replica). A second
+    SIGINT exits at once. uvicorn re-raises the captured signal after shutdown (so the
+    process dies "by signal"); a gateway that drained cleanly has succeeded.
     """
 
-    def __init__(self, config: uvicorn.Config, reloader: Reloader) -> None:
+    def __init__(
+        self, config: uvicorn.Config, reloader: Reloader, state: GatewayState, drain: float
+    ) -> None:
         super().__init__(config)
         self.reloader = reloader
+        self.state = state
+        self.drain = drain
         self._reloads: set[asyncio.Task[object]] = set()
 
     @contextlib.contextmanager
@@ -159,7 +178,15 @@ class _Server(uvicorn.Server):
         task.add_done_callback(self._reloads.discard)
 
     def _stop(self, sig: int) -> None:
-        if self.should_exit and sig == signal.SIGINT:
-            self.force_exit = True
+        name = signal.Signals(sig).name
+        if self.state.draining:
+            if sig == signal.SIGINT:  # a second Ctrl-C: now
+                self.force_exit = self.should_exit = True
+            return
+        self.state.draining = True
+        logger.info("stopping (%s): draining for %gs, /ready answers 503", name, self.drain)
+        asyncio.get_running_loop().call_later(self.drain, self._close, name)
+
+    def _close(self, name: str) -> None:
         self.should_exit = True
-        logger.info("stopping (%s): finishing requests in flight", signal.Signals(sig).name)
+        logger.info("stopping (%s): finishing requests in flight", name)

@@ -43,6 +43,8 @@ STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 DEFAULT_FAILED_AUTH_WINDOW = 60.0
 DEFAULT_IDLE_TIMEOUT = 5.0
 DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_DRAIN = 5.0
+DEFAULT_SHUTDOWN_TIMEOUT = 25.0
 MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
 
 
@@ -124,6 +126,8 @@ def compile_config(config: Config) -> Snapshot:
             consume=queue.consume,
             idle_timeout=gateway.server.idle_timeout or DEFAULT_IDLE_TIMEOUT,
             header_timeout=gateway.server.header_timeout or DEFAULT_HEADER_TIMEOUT,
+            drain=DEFAULT_DRAIN if gateway.server.drain is None else gateway.server.drain,
+            shutdown_timeout=gateway.server.shutdown_timeout or DEFAULT_SHUTDOWN_TIMEOUT,
         ),
         admin=admin,
         route_hashes=_route_hashes(config),

@@ -29,6 +29,8 @@ class GatewayState:
     started_at: float = field(default_factory=time.time)
     worker: Worker | None = None
     scheduler: Scheduler | None = None
+    draining: bool = False
+    """SIGTERM arrived: `/ready` answers 503 while requests are still served."""
 
     def swap(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot``; retire the upstream sessions it no longer uses."""

@@ -163,7 +163,16 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
 
     @get("/ready")
     async def ready() -> Response[bytes]:
-        """503 while the store cannot be reached (a load balancer sends traffic elsewhere)."""
+        """503 while the process drains or the store cannot be reached (a load balancer
+        sends traffic elsewhere)."""
+        if state.draining:
+            body = problem_body(
+                503,
+                "draining",
+                "this process is stopping; send requests to another replica",
+                request_id=REQUEST_ID.get(),
+            )
+            return Response(body, status_code=503, media_type=PROBLEM_CONTENT_TYPE.decode())
         try:
             await asyncio.wait_for(state.backend.ping(), STORE_PROBE_SECONDS)
         except Exception as exc:

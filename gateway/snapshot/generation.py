@@ -56,6 +56,8 @@ class StartupSettings:
     consume: bool
     idle_timeout: float
     header_timeout: float
+    drain: float
+    shutdown_timeout: float
 
     def changed(self, other: StartupSettings) -> list[str]:
         """The config names of the settings that differ from ``other``."""
@@ -67,6 +69,8 @@ class StartupSettings:
             "queue.consume": (self.consume, other.consume),
             "server.idle_timeout": (self.idle_timeout, other.idle_timeout),
             "server.header_timeout": (self.header_timeout, other.header_timeout),
+            "server.drain": (self.drain, other.drain),
+            "server.shutdown_timeout": (self.shutdown_timeout, other.shutdown_timeout),
         }
         return [name for name, (mine, theirs) in names.items() if mine != theirs]
 

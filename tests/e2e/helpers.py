@@ -35,6 +35,8 @@ CLEAN_ENV = {
     for key, value in os.environ.items()
     if not key.startswith(_CONFIG_PREFIXES) and not key.endswith(_SECRET_SUFFIXES)
 }
+# Tests stop many gateways: no drain window unless a test asks for one (test_drain.py).
+CLEAN_ENV["GATEWAY_DRAIN"] = "0"
 
 
 @asynccontextmanager

@@ -60,6 +60,12 @@ class Server(Base):
     failed_auth_window: Duration | None = None
     """The window `failed_auth_limit` is counted over, and how long a lockout lasts
     (default 1m)."""
+    drain: Duration | None = None
+    """On SIGTERM, how long `/ready` answers 503 while requests are still served, so load
+    balancers stop sending before the listener closes (default 5s; `gateway serve` only)."""
+    shutdown_timeout: Duration | None = None
+    """After the drain, how long requests in flight and webhook handlers may take to finish
+    (default 25s)."""
     idle_timeout: Duration | None = None
     """A connection with no request under way is closed after this long, the first request
     included (default 5s; `gateway serve` only)."""
