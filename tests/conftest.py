@@ -43,6 +43,7 @@ async def run_gateway(
         log_config=None,
         access_log=False,
         loop="asyncio",
+        proxy_headers=False,  # as `gateway serve`: server.trusted_proxies decides
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -10,6 +10,7 @@ recorded on the item, which then answers 503.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Iterable
 
 import msgspec
@@ -85,6 +86,14 @@ def compile_config(config: Config) -> Snapshot:
             "$.store.url",
             f"expected memory:// or redis://host:port/db, got {gateway.store.url!r}",
         )
+    try:
+        trusted_proxies = tuple(
+            ipaddress.ip_network(value.strip(), strict=False)
+            for value in gateway.server.trusted_proxies
+        )
+    except ValueError as exc:
+        trusted_proxies = ()
+        run.error(run.gateway_source, "$.server.trusted_proxies", f"not an address or CIDR: {exc}")
     if run.errors:  # the one raise: every phase has run
         raise ConfigErrors([error.redacted(config.interpolated) for error in run.errors])
 
@@ -112,6 +121,7 @@ def compile_config(config: Config) -> Snapshot:
         max_body_bytes=gateway.server.max_body_bytes,
         max_json_depth=gateway.server.max_json_depth,
         max_header_bytes=gateway.server.max_header_bytes,
+        trusted_proxies=trusted_proxies,
         failed_auth=ThrottleLimits(
             gateway.server.failed_auth_limit,
             gateway.server.failed_auth_window or DEFAULT_FAILED_AUTH_WINDOW,

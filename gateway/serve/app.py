@@ -22,6 +22,7 @@ from gateway.queue.worker import Worker
 from gateway.serve.answers import send_response
 from gateway.serve.cors import preflight_headers, response_headers
 from gateway.serve.dispatch import Dispatcher
+from gateway.serve.forwarded import TrustedProxies
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
 from gateway.serve.surface import fixed_surface
@@ -61,6 +62,8 @@ class GatewayApp:
             await self.fallback(scope, receive, send)
             return
         snapshot = self.state.switch.current  # read once: this request keeps this snapshot
+        if snapshot.trusted_proxies:  # off: nothing to pay
+            TrustedProxies(snapshot.trusted_proxies).apply(scope)
         origin = request_id = preflight_method = preflight_headers_asked = None
         header_bytes = 0
         for key, value in scope["headers"]:

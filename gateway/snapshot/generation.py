@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from litestar.config.cors import CORSConfig
@@ -92,6 +93,8 @@ class Snapshot:
     max_body_bytes: int
     max_json_depth: int
     max_header_bytes: int
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
+    """Peers whose forwarding headers are believed (server.trusted_proxies)."""
     failed_auth: ThrottleLimits
     upstreams: Mapping[str, UpstreamSettings]
     unconfigured: Mapping[str, str]

@@ -60,6 +60,10 @@ class Server(Base):
     failed_auth_window: Duration | None = None
     """The window `failed_auth_limit` is counted over, and how long a lockout lasts
     (default 1m)."""
+    trusted_proxies: list[str] = []
+    """Peers (addresses or CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For`,
+    `X-Forwarded-Proto` and `Forwarded` headers are believed, for the `ip` rate-limit key,
+    the credential throttles and the logs. Empty: the headers are ignored."""
     drain: Duration | None = None
     """On SIGTERM, how long `/ready` answers 503 while requests are still served, so load
     balancers stop sending before the listener closes (default 5s; `gateway serve` only)."""
