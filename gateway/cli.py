@@ -28,6 +28,7 @@ from gateway.config.dotenv import environment, read_dotenv
 from gateway.config.load import load
 from gateway.diff import diff_snapshots
 from gateway.errors import ConfigErrors
+from gateway.logs import LOG_FORMATS
 from gateway.serve.documents import json_text, yaml_text
 from gateway.snapshot import CompiledRoute, PluginRoute, ProxyRoute, Snapshot
 
@@ -254,6 +255,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     environ = environment(dotenv)
     host = args.host or environ.get("GATEWAY_HOST") or DEFAULT_HOST
     port = args.port if args.port is not None else _port_or_exit(environ)
+    log_format = args.log_format or environ.get("GATEWAY_LOG_FORMAT") or "text"
+    if log_format not in LOG_FORMATS:
+        print(f"GATEWAY_LOG_FORMAT must be text or json, got {log_format!r}", file=sys.stderr)
+        return 2
     return serve(
         args.config_dir,
         host,
@@ -262,6 +267,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         environ=environ,
         dotenv=dotenv,
+        log_format=log_format,
+        log_level=args.log_level,
     )
 
 
@@ -335,6 +342,16 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log at DEBUG: the route table at start, each upstream call (overrides"
         " GATEWAY_LOG_LEVEL)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="text (default) or json, one object per line (default: GATEWAY_LOG_FORMAT)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="default: GATEWAY_LOG_LEVEL, else INFO (--verbose: DEBUG)",
     )
     serve.set_defaults(run=_cmd_serve)
     check = command("check", "load, compile and lint the configuration")

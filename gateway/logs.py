@@ -7,11 +7,16 @@ so plugin and library log lines carry it too without being handed it.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
+import json
 import logging
 import re
 import sys
+from typing import Any
 
-__all__ = ["REQUEST_ID", "configure_logging", "logger", "printable"]
+__all__ = ["LOG_FORMATS", "REQUEST_ID", "configure_logging", "logger", "printable"]
+
+LOG_FORMATS = ("text", "json")
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 logger = logging.getLogger("gateway")
@@ -40,10 +45,36 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request_id, message, and an access
+    line's fields (``extra={"access": {...}}``: method, path, status, duration_ms, route,
+    client_ip). Values are JSON-escaped, so no value can forge a line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            line.update(access)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """``fmt``: `text` (one readable line) or `json` (one object per line)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()

@@ -36,11 +36,14 @@ def serve(
     verbose: bool = False,
     environ: Mapping[str, str] | None = None,
     dotenv: DotEnv | None = None,
+    log_format: str = "text",
+    log_level: str | None = None,
 ) -> int:
     """``environ``: what the configuration interpolates (default: the process environment);
     ``dotenv``: the `.env` it was merged from, reported at start. ``verbose``: DEBUG logs."""
     env = os.environ if environ is None else environ
-    configure_logging("DEBUG" if verbose else env.get("GATEWAY_LOG_LEVEL", "INFO"))
+    level = "DEBUG" if verbose else log_level or env.get("GATEWAY_LOG_LEVEL", "INFO")
+    configure_logging(level, log_format)
     if dotenv is not None:
         _report_dotenv(dotenv)
     try:

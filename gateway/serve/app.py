@@ -22,6 +22,7 @@ from gateway.queue.worker import Worker
 from gateway.serve.answers import send_response
 from gateway.serve.cors import preflight_headers, response_headers
 from gateway.serve.dispatch import Dispatcher
+from gateway.serve.exchange import client_ip
 from gateway.serve.forwarded import TrustedProxies
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
@@ -104,7 +105,16 @@ class GatewayApp:
                     snapshot, webhook, scope, receive, send, request_id, cors
                 )
                 if snapshot.access_log:
-                    logger.info("%s %s %d webhook=%s", method, path, status, webhook.id)
+                    access = {"method": method, "path": path, "status": status}
+                    access |= {"webhook": webhook.id, "client_ip": client_ip(scope)}
+                    logger.info(
+                        "%s %s %d webhook=%s",
+                        method,
+                        path,
+                        status,
+                        webhook.id,
+                        extra={"access": access},
+                    )
                 return
             match = snapshot.table.match(method, path)
             if match is not None:
@@ -114,8 +124,17 @@ class GatewayApp:
                 )
                 if snapshot.access_log:
                     elapsed = (time.perf_counter() - started) * 1000
+                    access = {"method": method, "path": path, "status": status}
+                    access |= {"duration_ms": round(elapsed, 1), "route": match.route.id}
+                    access["client_ip"] = client_ip(scope)
                     logger.info(
-                        "%s %s %d %.1fms route=%s", method, path, status, elapsed, match.route.id
+                        "%s %s %d %.1fms route=%s",
+                        method,
+                        path,
+                        status,
+                        elapsed,
+                        match.route.id,
+                        extra={"access": access},
                     )
                 return
             allowed = snapshot.table.allowed_methods(path)
