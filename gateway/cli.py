@@ -279,7 +279,13 @@ def _port_or_exit(environ: dict[str, str]) -> int:
         if value:
             port = _port_number(value)
             if port is None:
-                print(f"{name} must be a port number (0-65535), got {value!r}", file=sys.stderr)
+                hint = ""
+                if "://" in value:  # Kubernetes' service links: GATEWAY_PORT=tcp://10.0.0.1:80
+                    hint = " (a Kubernetes service link? set enableServiceLinks: false)"
+                print(
+                    f"{name} must be a port number (0-65535), got {value!r}{hint}",
+                    file=sys.stderr,
+                )
                 raise SystemExit(2)
             return port
     return DEFAULT_PORT

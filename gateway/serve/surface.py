@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -69,6 +70,8 @@ def _locked_out(wait: float) -> HTTPException:
 
 
 STORE_PROBE_SECONDS = 0.5
+INSTANCE = socket.gethostname()
+"""Which replica answered (a container's hostname): tells replicas apart behind a balancer."""
 
 
 def _is_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> bool:
@@ -144,6 +147,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             "failed_reloads": reloader.failed if reloader else 0,
             "last_reload_error": _reload_error(reloader, request, snapshot),
             "uptime_seconds": round(time.time() - state.started_at, 1),
+            "instance": INSTANCE,
             "store": state.backend.kind,
             "webhooks": {
                 "ids": sorted(snapshot.webhooks),

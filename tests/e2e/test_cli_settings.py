@@ -223,6 +223,13 @@ def test_a_bad_port_is_refused_at_once(tmp_path: Path) -> None:
         2,
         "PORT must be a port number (0-65535), got 'http'\n",
     )
+    link = {**CLEAN_ENV, "GATEWAY_PORT": "tcp://10.96.0.12:8080"}  # a Kubernetes service link
+    linked = run("serve", "--config-dir", str(folder), env=link)
+    assert (linked.returncode, linked.stderr) == (
+        2,
+        "GATEWAY_PORT must be a port number (0-65535), got 'tcp://10.96.0.12:8080'"
+        " (a Kubernetes service link? set enableServiceLinks: false)\n",
+    )
     flag = run("serve", "--config-dir", str(folder), "--port", "70000")
     assert flag.returncode == 2
     assert flag.stderr.splitlines()[-1] == (

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ async def test_health_lists_the_tools_served_and_no_secret(gateway: GatewayFacto
             async with gw.http.get(f"{gw.url}/actions/{name}/openapi.json") as r:
                 documents[name] = await r.json()
     health = json.loads(text)
+    assert health["instance"] == socket.gethostname()  # which replica answered
     assert health["available_tools"] == operations(merged)
     assert {"naturalQuery", "listTools", "listModels", "sendGmailMessage"} <= set(
         health["available_tools"]
