@@ -45,11 +45,17 @@ class Lease:
     def __init__(self, key: str, extend: Callable[[], Awaitable[bool]], ttl: float) -> None:
         self.key = key
         self.lost = False
-        self._task = asyncio.create_task(self._renew(extend, ttl / 3))
+        self._stopped = False
+        self._every = ttl / 3
+        self._task = asyncio.create_task(self._renew(extend, self._every))
 
     async def _renew(self, extend: Callable[[], Awaitable[bool]], every: float) -> None:
-        while True:
+        # The flag, not only the cancellation: on Python 3.11 redis-py's wait_for can swallow
+        # a cancellation that lands during a call, and the loop would renew for ever.
+        while not self._stopped:
             await asyncio.sleep(every)
+            if self._stopped:
+                return
             try:
                 held = await extend()
             except Exception as exc:  # the store is away: try again; the lease may run out
@@ -61,9 +67,11 @@ class Lease:
                 return
 
     async def stop(self) -> None:
+        self._stopped = True
         self._task.cancel()
-        # wait(), not await: a cancellation of our caller must not be swallowed here.
-        await asyncio.wait({self._task})
+        # wait(), not await: a cancellation of our caller must not be swallowed here; bounded,
+        # as a renewal in flight ends within its own socket timeout.
+        await asyncio.wait({self._task}, timeout=max(1.0, self._every * 3))
 
 
 @dataclass(frozen=True, slots=True)

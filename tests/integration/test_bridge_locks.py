@@ -36,7 +36,8 @@ async def backend(request: pytest.FixtureRequest, redis_namespace: str) -> Async
         yield Backend(memory, memory_holder)
         return
     namespace = redis_namespace
-    redis = Redis.from_url(REDIS_URL)
+    # Socket timeouts as the gateway's own clients have: a stalled read fails, never hangs.
+    redis = Redis.from_url(REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
     locks = RedisLocks(redis, namespace)
 
     async def redis_holder(key: str) -> str | None:
