@@ -20,10 +20,13 @@ __all__ = [
     "path_shape",
 ]
 
-RESERVED_PATHS = frozenset({"/", "/health", "/ready", "/openapi.json", "/openapi.yaml", "/docs"})
+RESERVED_PATHS = frozenset(
+    {"/", "/health", "/ready", "/openapi.json", "/openapi.yaml", "/docs", "/redoc"}
+)
 # `/chatgpt/oauth/`: the authorization server's aliases (the OMI server's URLs).
 RESERVED_PREFIXES = (
     "/actions/",
+    "/docs/",  # the docs pages' assets
     "/.well-known/",
     "/admin/",
     "/oauth/",

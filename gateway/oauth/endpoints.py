@@ -14,16 +14,18 @@ from typing import Any
 
 import msgspec
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
+from gateway.logs import logger
 from gateway.oauth.consent import browser_cookie, browser_id, new_browser_id, same_origin
 from gateway.oauth.page import page
 from gateway.oauth.runtime import LoginRefused, OAuthRuntime, basic_client_id
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
 
-__all__ = ["AUTHORIZE_PATHS", "TOKEN_PATHS", "oauth_handlers"]
+__all__ = ["AUTHORIZE_PATHS", "TOKEN_PATHS", "ServerError", "oauth_handlers"]
 
 AUTHORIZE_PATH = "/oauth/authorize"
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
@@ -33,6 +35,29 @@ TOKEN_PATHS = (TOKEN_PATH, "/chatgpt/oauth/token")
 EXPIRED = "This form expired: open the authorization link again."
 CROSS_SITE = "This form was sent from another site."
 WRONG_LOGIN = "Wrong username or password."
+
+
+class ServerError(OAuth2Error):  # type: ignore[misc]
+    """RFC 6749 4.1.2.1 `server_error` (authlib has no class for it): something failed
+    after the client and its redirect_uri were checked, so the client hears of it."""
+
+    error = "server_error"
+
+
+def _described(error: OAuth2Error, values: dict[str, str]) -> OAuth2Error:
+    """authlib's unsupported_response_type carries the response type as its description,
+    and none when it is missing: a missing one is invalid_request (RFC 6749 4.1.2.1); any
+    other gets a description that does not echo the request."""
+    if not isinstance(error, UnsupportedResponseTypeError):
+        return error
+    if not values.get("response_type"):
+        return InvalidRequestError(
+            "Missing 'response_type' parameter.",
+            state=error.state,
+            redirect_uri=error.redirect_uri,
+        )
+    error.description = "Only response_type=code is supported."
+    return error
 
 
 def _locked_out(seconds: int) -> str:
@@ -83,36 +108,62 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             raise NotFoundException("this gateway has no `oauth:` section")
         return server
 
+    def service() -> str:
+        """What the consent page says the user signs in to: the gateway's `info.title`."""
+        return str(runtime.current().openapi.get("info", {}).get("title") or "this service")
+
     async def consent(
         server: GatewayAuthorizationServer, request: Request[Any, Any, Any], values: dict[str, str]
-    ) -> tuple[Any, Any] | Response[str]:
-        """authlib's checked request and grant, or the error page (never a redirect: the
-        client or its redirect_uri may be what is wrong)."""
+    ) -> tuple[Any, Any] | Response[Any]:
+        """authlib's checked request and grant, or the error (RFC 6749 4.1.2.1): a page when
+        the client is unknown or the redirect_uri missing or not registered (never a
+        redirect there), else a redirect to the client with `error`, `error_description`
+        and `state`. authlib sets the error's redirect_uri only once both were checked."""
         oauth_request = form_request(
             request.method, f"{server.spec.issuer}{AUTHORIZE_PATH}", values, request.headers
         )
         try:
             grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
-        except OAuth2Error as error:
+        except OAuth2Error as raised:
+            error = _described(raised, values)
+            if error.redirect_uri:
+                return _answer(server.handle_error_response(oauth_request, error))
             return page(400, f"{error.error}: {error.description or ''}")
         return oauth_request, grant
 
+    def server_error(
+        server: GatewayAuthorizationServer, oauth_request: Any, grant: Any
+    ) -> Response[bytes]:
+        """The checked request failed on our side (the store, a login plugin): the client
+        is told `server_error` at its redirect URI, with `state`."""
+        logger.exception("oauth: the authorization request failed")
+        error = ServerError(
+            "The authorization server could not complete the request.",
+            state=oauth_request.payload.state,
+            redirect_uri=grant.redirect_uri,
+        )
+        return _answer(server.handle_error_response(oauth_request, error))
+
     @get(list(AUTHORIZE_PATHS))
-    async def authorize_page(request: Request[Any, Any, Any]) -> Response[str]:
+    async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
         server = await require_server()
         values = {key: value for key, value in request.query_params.items()}
         checked = await consent(server, request, values)
         if isinstance(checked, Response):
             return checked
-        _, grant = checked
+        oauth_request, grant = checked
         # The same id for every tab of this browser; a new one for a browser without it.
         browser = browser_id(request.cookies) or new_browser_id()
-        values["csrf"] = await runtime.forms.issue(browser, values)
+        try:
+            values["csrf"] = await runtime.forms.issue(browser, values)
+        except Exception:
+            return server_error(server, oauth_request, grant)
         action = _form_path(request)
         return page(
             200,
             spec=server.spec,
             client=grant.client.spec.id,
+            service=service(),
             values=values,
             action=action,
             cookies=[browser_cookie(browser, server.spec.issuer, action)],
@@ -130,6 +181,19 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         if isinstance(checked, Response):
             return checked
         oauth_request, grant = checked
+        try:
+            return await decide(server, request, values, oauth_request, grant)
+        except Exception:
+            return server_error(server, oauth_request, grant)
+
+    async def decide(
+        server: GatewayAuthorizationServer,
+        request: Request[Any, Any, Any],
+        values: dict[str, str],
+        oauth_request: Any,
+        grant: Any,
+    ) -> Response[Any]:
+        """The checked form: its token, then Allow (sign in) or Deny."""
         browser = browser_id(request.cookies)
         if browser is None or not await runtime.forms.take(values.get("csrf", ""), browser, values):
             return page(400, EXPIRED)
@@ -147,6 +211,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
                     WRONG_LOGIN if wait is None else _locked_out(wait),
                     spec=server.spec,
                     client=grant.client.spec.id,
+                    service=service(),
                     values=values,
                     action=_form_path(request),
                     headers={} if wait is None else {"Retry-After": str(wait)},

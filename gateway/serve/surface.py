@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.exceptions import HTTPException
-from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -24,6 +23,7 @@ from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
 from gateway.reload import Reloader, ReloadOutcome
+from gateway.serve.docs_pages import docs_handlers
 from gateway.serve.documents import ServedDocuments
 from gateway.serve.inbound import Unauthorized, authenticate
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
@@ -119,7 +119,6 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
 def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     throttle = Throttle(state.backend.store, state.backend.limiter)
     switch = state.switch
-    redoc = RedocRenderPlugin(path="/docs")
     documents = ServedDocuments()  # encoded once per snapshot
 
     @get("/health")
@@ -198,6 +197,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             "version": snapshot.version,
             "openapi": "/openapi.json",
             "docs": "/docs",
+            "redoc": "/redoc",
             "profiles": {name: f"/actions/{name}/openapi.json" for name in snapshot.profiles},
         }
 
@@ -232,10 +232,6 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     @get("/.well-known/ai-plugin.json", sync_to_thread=False)
     def ai_plugin() -> dict[str, Any]:
         return dict(switch.current.ai_plugin)
-
-    @get("/docs", sync_to_thread=False, media_type=MediaType.HTML)
-    def docs(request: Request[Any, Any, Any]) -> bytes:
-        return redoc.render(request, dict(switch.current.openapi))
 
     @post("/admin/reload", status_code=200)
     async def admin_reload(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -316,7 +312,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             profile_json,
             profile_yaml,
             ai_plugin,
-            docs,
+            *docs_handlers(switch, profile_of),
             admin_reload,
             dead_letters,
             replay_dead_letter,

@@ -103,10 +103,18 @@ async def test_the_authorize_page_refuses_the_bad_redirects(tmp_path: Path) -> N
 
 # -- 3. PKCE: S256 only --------------------------------------------------------------------
 
-UNSUPPORTED = "invalid_request: Unsupported 'code_challenge_method'"
+UNSUPPORTED = "Unsupported 'code_challenge_method'"
+
+
+def error_redirect(status: int, headers: Any) -> tuple[int, str, dict[str, list[str]]]:
+    """(status, where to, query) of an answer sent back to the client."""
+    location = headers.get("Location", "")
+    return status, location.partition("?")[0], parse_qs(urlsplit(location).query)
 
 
 async def test_pkce_is_s256_only(tmp_path: Path) -> None:
+    """A `plain` challenge is refused at the client's redirect URI (RFC 7636 4.4.1: the
+    authorization error response, invalid_request), with the request's state."""
     async with memory_gateway(tmp_path) as gw:
         async with gw.http.get(f"{gw.url}/.well-known/oauth-authorization-server") as r:
             assert (await r.json())["code_challenge_methods_supported"] == ["S256"]
@@ -117,15 +125,20 @@ async def test_pkce_is_s256_only(tmp_path: Path) -> None:
         ):
             async with chatgpt(gw) as client:
                 client.code_challenge_method = None  # the parameters are given as they are
-                url, _ = client.create_authorization_url(f"{gw.url}/oauth/authorize", **extra)
-            async with gw.http.get(url) as page:
-                assert (page.status, UNSUPPORTED in html.unescape(await page.text())) == (
-                    400,
-                    True,
+                url, state = client.create_authorization_url(f"{gw.url}/oauth/authorize", **extra)
+            async with gw.http.get(url, allow_redirects=False) as page:
+                assert error_redirect(page.status, page.headers) == (
+                    302,
+                    CALLBACK,
+                    {
+                        "error": ["invalid_request"],
+                        "error_description": [UNSUPPORTED],
+                        "state": [state],
+                    },
                 ), extra
         # A form switched to plain after the page was shown: refused the same way.
         async with chatgpt(gw) as client:
-            url, _ = client.create_authorization_url(
+            url, state = client.create_authorization_url(
                 f"{gw.url}/oauth/authorize", code_verifier=verifier
             )
             values = await consent_form(gw, url)
@@ -135,9 +148,14 @@ async def test_pkce_is_s256_only(tmp_path: Path) -> None:
                 data={**forged, "username": "alice", "password": "alice-pass-1"},
                 allow_redirects=False,
             ) as page:
-                assert (page.status, UNSUPPORTED in html.unescape(await page.text())) == (
-                    400,
-                    True,
+                assert error_redirect(page.status, page.headers) == (
+                    302,
+                    CALLBACK,
+                    {
+                        "error": ["invalid_request"],
+                        "error_description": [UNSUPPORTED],
+                        "state": [state],
+                    },
                 )
 
 
