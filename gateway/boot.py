@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.backend import open_backend
-from gateway.compiler import compile_config
+from gateway.compiler import DEFAULT_SERVED_AT, compile_config
 from gateway.config.load import load
 from gateway.reload import Reloader
 from gateway.serve.app import GatewayApp, build_app
@@ -22,7 +22,7 @@ from gateway.serve.switch import Switch
 from gateway.snapshot import Snapshot
 from gateway.upstream.clients import ClientPool
 
-__all__ = ["Booted", "boot"]
+__all__ = ["Booted", "boot", "served_at"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,18 @@ class Booted:
 
 
 def boot(
-    config_dir: Path, *, environ: Mapping[str, str] | None = None, watch: bool = True
+    config_dir: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    watch: bool = True,
+    served_at: str = DEFAULT_SERVED_AT,
 ) -> Booted:
-    """Raises ConfigErrors when the configuration is refused (nothing is opened then)."""
+    """Raises ConfigErrors when the configuration is refused (nothing is opened then).
+
+    ``served_at``: the URL this process listens at, the public URL unless `server.public_url`
+    sets one."""
     config = load(config_dir, environ=environ)
-    snapshot = compile_config(config)
+    snapshot = compile_config(config, served_at)
     log_warnings(snapshot)
     startup = snapshot.startup
     backend = open_backend(
@@ -54,6 +61,19 @@ def boot(
         environ=environ,
         watch_files=watch,
         loaded=config,
+        served_at=served_at,
     )
     state.reloader = reloader
     return Booted(snapshot, state, build_app(state), reloader)
+
+
+def served_at(host: str, port: int) -> str:
+    """The URL this process answers at, from where it listens: a wildcard address is
+    reached at the loopback one (the URL is a local default; a public one is configured)."""
+    if host in ("0.0.0.0", "", "*"):  # noqa: S104 (a comparison, not a bind)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from gateway.boot import served_at
 from gateway.compiler import compile_config
 from gateway.config.dotenv import environment, read_dotenv
 from gateway.config.load import load
@@ -43,8 +44,10 @@ YAML_SUFFIXES = (".yaml", ".yml")
 def _snapshot_or_exit(config_dir: Path, *, warnings_to: TextIO = sys.stderr) -> Snapshot:
     _folder_or_exit(config_dir)
     environ = _environment(config_dir, warnings_to)
+    # The public URL a config without one gets is where `gateway serve` would listen.
+    url = served_at(environ.get("GATEWAY_HOST") or DEFAULT_HOST, _port_or_exit(environ))
     try:
-        return compile_config(load(config_dir, environ=environ))
+        return compile_config(load(config_dir, environ=environ), url)
     except ConfigErrors as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)

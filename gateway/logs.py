@@ -12,14 +12,46 @@ import json
 import logging
 import re
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LOG_FORMATS", "REQUEST_ID", "configure_logging", "logger", "printable"]
+__all__ = [
+    "LOG_FORMATS",
+    "REQUEST_ID",
+    "UPSTREAM_TIMING",
+    "UpstreamTiming",
+    "configure_logging",
+    "logger",
+    "printable",
+]
 
 LOG_FORMATS = ("text", "json")
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 logger = logging.getLogger("gateway")
+
+
+@dataclass(slots=True)
+class UpstreamTiming:
+    """What a request's upstream calls took, for its access line: filled in by the
+    upstream caller (gateway.upstream.call) through ``UPSTREAM_TIMING``."""
+
+    calls: int = 0
+    status: int | None = None
+    """The last attempt's status (None: it got no answer)."""
+    seconds: float = 0.0
+    """All attempts together."""
+
+    def add(self, status: int | None, seconds: float) -> None:
+        self.calls += 1
+        self.status = status
+        self.seconds += seconds
+
+
+UPSTREAM_TIMING: contextvars.ContextVar[UpstreamTiming | None] = contextvars.ContextVar(
+    "upstream_timing", default=None
+)
+"""Set by the serving layer around a route when access lines are on; None otherwise."""
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -47,8 +79,9 @@ class _RequestIdFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, request_id, message, and an access
-    line's fields (``extra={"access": {...}}``: method, path, status, duration_ms, route,
-    client_ip). Values are JSON-escaped, so no value can forge a line."""
+    line's fields (``extra={"access": {...}}``: method, path, status, duration_ms, route or
+    webhook, upstream_status, upstream_duration_ms, client_ip). Values are JSON-escaped, so
+    no value can forge a line."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {

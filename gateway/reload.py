@@ -27,7 +27,8 @@ from pathlib import Path
 
 import watchfiles
 
-from gateway.compiler import compile_config
+from gateway import metrics
+from gateway.compiler import DEFAULT_SERVED_AT, compile_config
 from gateway.config.load import (
     GATEWAY_FILE,
     PLUGINS_DIR,
@@ -138,6 +139,8 @@ class Reloader:
     environ: Mapping[str, str] | None = None
     watch_files: bool = True
     loaded: InitVar[Config | None] = None
+    served_at: str = DEFAULT_SERVED_AT
+    """Where this process listens: the public URL of a configuration without one."""
     reloads: int = 0
     failed: int = 0
     last_errors: tuple[ConfigError, ...] = ()
@@ -169,7 +172,7 @@ class Reloader:
 
     def _build(self) -> _Built:
         config = load(self.config_dir, environ=self.environ)
-        return _Built(config, compile_config(config))
+        return _Built(config, compile_config(config, self.served_at))
 
     async def reload(self, reason: str) -> ReloadResult:
         """Apply what the files say now (SIGHUP, ``POST /admin/reload``): never held."""
@@ -187,6 +190,7 @@ class Reloader:
                 elapsed = time.perf_counter() - started
                 errors = tuple(str(error) for error in exc.errors)
                 self.failed += 1
+                metrics.reloaded("refused")
                 self.last_errors = tuple(exc.errors)
                 logger.error(
                     "reload (%s) refused, still serving version %s: %d error(s)",
@@ -213,10 +217,12 @@ class Reloader:
                 logger.warning("reload: %s is %s; removed %s", name, state, _describe(items))
             if snapshot.version == previous.version:
                 logger.debug("reload (%s): version %s unchanged", reason, previous.version)
+                metrics.reloaded("unchanged")
                 return ReloadResult(ReloadOutcome.UNCHANGED, previous.version, elapsed)
             diff = diff_snapshots(previous, snapshot)
             self.swap(snapshot)
             self.reloads += 1
+            metrics.reloaded("ok")
             logger.info(
                 "reloaded (%s): version %s -> %s, %s, in %.0f ms",
                 reason,

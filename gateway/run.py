@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from gateway.boot import boot
+from gateway.boot import boot, served_at
 from gateway.config.dotenv import DotEnv
 from gateway.config.fields import parse_duration
 from gateway.errors import ConfigErrors
@@ -47,7 +47,7 @@ def serve(
     if dotenv is not None:
         _report_dotenv(dotenv)
     try:
-        booted = boot(config_dir, environ=environ, watch=watch)
+        booted = boot(config_dir, environ=environ, watch=watch, served_at=served_at(host, port))
     except ConfigErrors as exc:
         for error in exc.errors:
             logger.error("%s", error)
@@ -64,6 +64,12 @@ def serve(
         logger.warning("store: memory (not durable: state is lost on restart and not shared)")
     for route_id, reason in snapshot.unconfigured.items():
         logger.warning("route %s answers 503: %s", route_id, reason)
+    if not snapshot.public_url.startswith("https://"):
+        logger.warning(
+            "public URL %s: a ChatGPT Action needs a public https URL; "
+            "set GATEWAY_PUBLIC_URL (server.public_url)",
+            snapshot.public_url,
+        )
     if logger.isEnabledFor(logging.DEBUG):
         _log_routes(snapshot)
     config = uvicorn.Config(

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.compiler.build import compile_config
+from gateway.compiler.build import DEFAULT_SERVED_AT, compile_config
 
-__all__ = ["compile_config"]
+__all__ = ["DEFAULT_SERVED_AT", "compile_config"]

@@ -9,6 +9,7 @@ recorded on the item, which then answers 503.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ import msgspec
 from litestar.config.cors import CORSConfig
 
 from gateway.compiler.collect import Compilation
-from gateway.compiler.inbound import compile_admin, compile_auth
+from gateway.compiler.inbound import compile_admin, compile_auth, compile_metrics
 from gateway.compiler.oauth import compile_oauth
 from gateway.compiler.openapi import build_documents
 from gateway.compiler.routes import compile_route
@@ -32,13 +33,17 @@ from gateway.snapshot import (
     CompiledSchedule,
     CompiledWebhook,
     InboundAuthSpec,
+    MetricsAccess,
     OAuthSpec,
     Snapshot,
     StartupSettings,
     ThrottleLimits,
 )
 
-__all__ = ["compile_config"]
+__all__ = ["DEFAULT_SERVED_AT", "compile_config"]
+
+DEFAULT_SERVED_AT = "http://127.0.0.1:8080"
+"""The public URL of a configuration without one, outside `gateway serve` (check, openapi)."""
 
 STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 DEFAULT_FAILED_AUTH_WINDOW = 60.0
@@ -49,8 +54,14 @@ DEFAULT_SHUTDOWN_TIMEOUT = 25.0
 MIN_SECRET_CHARS = 4  # shorter "secrets" would redact ordinary words
 
 
-def compile_config(config: Config) -> Snapshot:
-    """Compile ``config`` into a Snapshot, or raise ConfigErrors listing every mistake."""
+def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapshot:
+    """Compile ``config`` into a Snapshot, or raise ConfigErrors listing every mistake.
+
+    ``served_at``: where this process listens (`gateway serve --port`), the public URL the
+    configuration does not set (OpenAPI servers, OAuth issuer, redirect URIs).
+    """
+    if not config.gateway.server.public_url.strip():
+        config = _served_at(config, served_at)
     run = Compilation(config)
     gateway = config.gateway
     schemas = compile_schemas(run)
@@ -98,6 +109,7 @@ def compile_config(config: Config) -> Snapshot:
         raise ConfigErrors([error.redacted(config.interpolated) for error in run.errors])
 
     admin = compile_admin(run)
+    metrics = compile_metrics(run)
     queue = compile_queue(run)
     cors = gateway.cors
     return Snapshot(
@@ -140,26 +152,33 @@ def compile_config(config: Config) -> Snapshot:
             shutdown_timeout=gateway.server.shutdown_timeout or DEFAULT_SHUTDOWN_TIMEOUT,
         ),
         admin=admin,
+        metrics=metrics,
         route_hashes=_route_hashes(config),
         queue=queue,
         webhooks={webhook.id: webhook for webhook in webhooks},
         webhook_paths={webhook.path: webhook for webhook in webhooks},
         schedules=tuple(schedules),
         oauth=oauth,
-        secrets=_secrets(config, admin, schemes.specs.values(), oauth, webhooks),
+        secrets=_secrets(config, (admin, metrics), schemes.specs.values(), oauth, webhooks),
     )
+
+
+def _served_at(config: Config, url: str) -> Config:
+    server = msgspec.structs.replace(config.gateway.server, public_url=url)
+    gateway = msgspec.structs.replace(config.gateway, server=server)
+    return dataclasses.replace(config, gateway=gateway)
 
 
 def _secrets(
     config: Config,
-    admin: InboundAuthSpec,
+    keyed: tuple[InboundAuthSpec, MetricsAccess],
     schemes: Iterable[InboundAuthSpec],
     oauth: OAuthSpec | None,
     webhooks: list[CompiledWebhook],
 ) -> frozenset[str]:
     """Every value redacted from answers and logs: interpolated secrets and every key."""
     found = {secret for source in config.sources() for secret in source.secrets}
-    found |= {key.decode() for key in admin.keys}
+    found |= {key.decode() for access in keyed for key in access.keys}
     found |= {key.decode() for spec in schemes for key in spec.keys}
     if oauth is not None:
         found |= {client.client_secret for client in oauth.clients if client.client_secret}

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 from gateway.compiler.collect import Compilation, missing_under
 from gateway.config.model import ApiKeyAuth, OAuthInbound
-from gateway.snapshot import InboundAuthSpec
+from gateway.snapshot import InboundAuthSpec, MetricsAccess
 
-__all__ = ["InboundSchemes", "compile_admin", "compile_auth"]
+__all__ = ["InboundSchemes", "compile_admin", "compile_auth", "compile_metrics"]
 
 
 @dataclass(frozen=True)
@@ -79,3 +79,10 @@ def compile_admin(run: Compilation) -> InboundAuthSpec:
     admin = run.config.gateway.admin
     keys = tuple(key.encode() for key in admin.keys if key)
     return InboundAuthSpec("admin", "api_key", keys=keys, header=admin.header)
+
+
+def compile_metrics(run: Compilation) -> MetricsAccess:
+    """Who may scrape /metrics: its bearer keys (empty ones dropped), or anyone if public."""
+    metrics = run.config.gateway.metrics
+    keys = tuple(key.encode() for key in metrics.keys if key)
+    return MetricsAccess(keys=keys, public=metrics.public)

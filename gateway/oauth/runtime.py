@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway import metrics
 from gateway.host.invoke import Returned, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import logger
@@ -136,6 +137,7 @@ class OAuthRuntime:
         user_id = await self.login(username, password)
         if user_id is not None:
             return user_id
+        metrics.auth_failed("login")
         limits = self.current().failed_auth
         lockout = await self.throttle.failed("login", ip, username, limits.failures, limits.window)
         raise LoginRefused(max(1, math.ceil(lockout)) if lockout is not None else None)
@@ -147,6 +149,7 @@ class OAuthRuntime:
 
     async def client_failed(self, ip: str, client_id: str | None) -> int | None:
         """Count a failed client authentication; the lockout in seconds if it starts now."""
+        metrics.auth_failed("client")
         limits = self.current().failed_auth
         lockout = await self.throttle.failed(
             "client", ip, client_id, limits.failures, limits.window

@@ -20,6 +20,7 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from multidict import CIMultiDict
 
+from gateway import metrics
 from gateway.oauth.grants import Client, CodeGrant, RefreshGrant, S256Challenge
 from gateway.oauth.tokens import EXPIRED_GRACE, OAuthTokens
 from gateway.snapshot import OAuthSpec
@@ -92,6 +93,8 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 self.spec.refresh_ttl,
             )
         )
+        grant_type = "refresh_token" if request.refresh_token else "authorization_code"
+        metrics.oauth_token_issued(grant_type)
 
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
         return request  # already built from the Litestar request by form_request()

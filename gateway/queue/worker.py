@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from gateway import metrics
 from gateway.host.invoke import Crashed, Deferred, Refused, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import REQUEST_ID, logger
@@ -133,6 +134,7 @@ class Worker:
             if outcome is None:
                 await self.queue.ack(delivery)
                 self.processed += 1
+                metrics.webhook_processed(event.webhook)
                 logger.info(
                     "webhook %s: event %s processed (attempt %d)",
                     event.webhook,
@@ -142,10 +144,12 @@ class Worker:
                 return
             error, permanent = outcome
             self.failed += 1
+            metrics.webhook_failed(event.webhook)
             webhook = self.current().webhooks.get(event.webhook)
             failed = msgspec.structs.replace(event, error=error, failed_at=time.time())
             if permanent or webhook is None or event.attempt >= webhook.attempts:
                 await self.queue.bury(delivery, failed)
+                metrics.webhook_dead_lettered(event.webhook)
                 logger.error(
                     "webhook %s: event %s is a dead letter after %d attempt(s): %s",
                     event.webhook,

@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+from gateway import metrics
 from gateway.host.runtime import PluginHost
-from gateway.logs import REQUEST_ID, logger
+from gateway.logs import REQUEST_ID, UPSTREAM_TIMING, UpstreamTiming, logger
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.worker import Worker
@@ -39,6 +40,10 @@ __all__ = ["GatewayApp", "GatewayState", "build_app"]
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+PREFLIGHT = "_preflight"
+"""The route label of a CORS preflight answered here."""
+SURFACE_PREFIX = "_gateway:"
+"""The route label of the gateway's own endpoints: this and the path template."""
 
 
 class GatewayApp:
@@ -80,8 +85,12 @@ class GatewayApp:
         if request_id is None or not _REQUEST_ID.match(request_id):
             request_id = uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        method = scope["method"]
+        label, status = metrics.NOT_ROUTED, 500  # what an exception escaping here counts as
         try:
             if header_bytes > snapshot.max_header_bytes:
+                status = 431
                 body = problem_body(
                     431,
                     "headers-too-large",
@@ -92,21 +101,24 @@ class GatewayApp:
                     send, 431, PROBLEM_CONTENT_TYPE, body, [(b"x-request-id", request_id.encode())]
                 )
                 return
-            method, path = scope["method"], scope["path"]
+            path = scope["path"]
             if method == "OPTIONS" and origin and preflight_method:
-                await self._preflight(
+                label = PREFLIGHT
+                status = await self._preflight(
                     snapshot.cors, origin, preflight_headers_asked, request_id, send
                 )
                 return
             cors = response_headers(snapshot.cors, origin)
             webhook = snapshot.webhook_paths.get(path)
             if webhook is not None:
+                label = f"webhook:{webhook.id}"
                 status = await self.webhooks(
                     snapshot, webhook, scope, receive, send, request_id, cors
                 )
                 if snapshot.access_log:
                     access = {"method": method, "path": path, "status": status}
-                    access |= {"webhook": webhook.id, "client_ip": client_ip(scope)}
+                    access |= {"webhook": webhook.id, "duration_ms": _ms_since(started)}
+                    access["client_ip"] = client_ip(scope)
                     logger.info(
                         "%s %s %d webhook=%s",
                         method,
@@ -118,27 +130,25 @@ class GatewayApp:
                 return
             match = snapshot.table.match(method, path)
             if match is not None:
-                started = time.perf_counter()
-                status = await self.dispatcher(
-                    snapshot, match, scope, receive, send, request_id, cors
-                )
-                if snapshot.access_log:
-                    elapsed = (time.perf_counter() - started) * 1000
-                    access = {"method": method, "path": path, "status": status}
-                    access |= {"duration_ms": round(elapsed, 1), "route": match.route.id}
-                    access["client_ip"] = client_ip(scope)
-                    logger.info(
-                        "%s %s %d %.1fms route=%s",
-                        method,
-                        path,
-                        status,
-                        elapsed,
-                        match.route.id,
-                        extra={"access": access},
+                label = match.route.id
+                if not snapshot.access_log:
+                    status = await self.dispatcher(
+                        snapshot, match, scope, receive, send, request_id, cors
                     )
+                    return
+                upstream = UpstreamTiming()  # what the route's upstream calls took
+                timing = UPSTREAM_TIMING.set(upstream)
+                try:
+                    status = await self.dispatcher(
+                        snapshot, match, scope, receive, send, request_id, cors
+                    )
+                finally:
+                    UPSTREAM_TIMING.reset(timing)
+                _log_route(method, path, status, started, match.route.id, upstream, scope)
                 return
             allowed = snapshot.table.allowed_methods(path)
             if allowed:
+                status = 405
                 body = problem_body(
                     405,
                     "method-not-allowed",
@@ -158,20 +168,29 @@ class GatewayApp:
                 )
                 return
             extra = [(b"x-request-id", request_id.encode()), *cors]
+            answered: list[int] = []
 
             async def send_with_headers(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
+                    answered.append(message["status"])
                     message = {**message, "headers": [*message.get("headers", []), *extra]}
                 await send(message)
 
-            await self.fallback(scope, receive, send_with_headers)
+            try:
+                await self.fallback(scope, receive, send_with_headers)
+            finally:
+                # Litestar's own handlers are labelled by their path template (bounded).
+                template = scope.get("path_template")
+                label = f"{SURFACE_PREFIX}{template}" if template else metrics.NOT_ROUTED
+                status = answered[0] if answered else 500
         finally:
+            metrics.request_done(label, method, status, time.perf_counter() - started)
             REQUEST_ID.reset(token)
 
     @staticmethod
     async def _preflight(
         cors: Any, origin: str, asked: str | None, request_id: str, send: Any
-    ) -> None:
+    ) -> int:
         headers = preflight_headers(cors, origin, asked)
         if headers is None:
             body = problem_body(
@@ -180,10 +199,36 @@ class GatewayApp:
             await send_response(
                 send, 400, PROBLEM_CONTENT_TYPE, body, [(b"x-request-id", request_id.encode())]
             )
-            return
+            return 400
         await send_response(
             send, 204, b"text/plain", b"", [*headers, (b"x-request-id", request_id.encode())]
         )
+        return 204
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _log_route(
+    method: str,
+    path: str,
+    status: int,
+    started: float,
+    route_id: str,
+    upstream: UpstreamTiming,
+    scope: Scope,
+) -> None:
+    """The access line of a declared route, with its upstream's status and time if called."""
+    elapsed = _ms_since(started)
+    access: dict[str, Any] = {"method": method, "path": path, "status": status}
+    access |= {"duration_ms": elapsed, "route": route_id}
+    if upstream.calls:
+        access["upstream_status"] = upstream.status
+        access["upstream_duration_ms"] = round(upstream.seconds * 1000, 1)
+    access["client_ip"] = client_ip(scope)
+    line = "%s %s %d %.1fms route=%s"
+    logger.info(line, method, path, status, elapsed, route_id, extra={"access": access})
 
 
 def build_app(state: GatewayState) -> GatewayApp:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from gateway import metrics
 from gateway.host.invoke import Crashed, Refused, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import logger
@@ -201,6 +202,7 @@ class Dispatcher:
         try:
             return authenticate(auth, exchange.headers, exchange.query)
         except Unauthorized as exc:
+            metrics.auth_failed("api_key" if auth.type == "api_key" else "bearer")
             problem = Problem(401, "unauthorized", exc.detail)
             if exc.challenge:
                 problem.headers.append((b"www-authenticate", exc.challenge.encode()))
@@ -214,10 +216,12 @@ class Dispatcher:
             token = bearer_token(headers)
             grant = await self.oauth.verify(token, route.scopes)
         except Unauthorized as exc:
+            metrics.auth_failed("oauth_token")
             problem = Problem(401, "unauthorized", exc.detail)
             problem.headers.append((b"www-authenticate", (exc.challenge or "Bearer").encode()))
             raise problem from None
         except TokenRefused as exc:
+            metrics.auth_failed("oauth_token" if exc.status == 401 else "oauth_scope")
             slug = "insufficient-scope" if exc.status == 403 else "invalid-token"
             problem = Problem(exc.status, slug, exc.detail)
             problem.headers.append((b"www-authenticate", exc.challenge.encode()))
@@ -247,6 +251,7 @@ class Dispatcher:
             caller = str(render(route.id, spec.template, context))
         decision = await self.limiter.hit(f"{spec.scope}:{caller}", spec.limit, spec.period)
         if not decision.allowed:
+            metrics.rate_limited(route.id)
             raise rate_limited(spec, decision)
         return decision.headers()
 

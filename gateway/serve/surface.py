@@ -5,7 +5,6 @@ lifespan runs this process's watcher, webhook worker and scheduler."""
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import socket
 import time
@@ -25,8 +24,9 @@ from gateway.queue.events import dead_letter_summary
 from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.docs_pages import docs_handlers
 from gateway.serve.documents import ServedDocuments
-from gateway.serve.inbound import Unauthorized, authenticate
+from gateway.serve.keys import is_admin, require_admin
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
+from gateway.serve.scrape import metrics_handler
 from gateway.serve.state import GatewayState
 from gateway.snapshot import Snapshot
 from gateway.store.throttle import Throttle
@@ -39,50 +39,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 YAML_MEDIA_TYPE = "application/yaml"  # RFC 9512
 
 
-async def _require_admin(
-    request: Request[Any, Any, Any], snapshot: Snapshot, throttle: Throttle
-) -> None:
-    """The admin key, or 401; failed checks are throttled per client IP (429)."""
-    if not snapshot.admin.keys:
-        detail = "the admin API is off: set `admin.keys` in gateway.yaml"
-        raise HTTPException(status_code=503, detail=detail)
-    ip = request.client.host if request.client else "unknown"
-    if (wait := await throttle.blocked("admin", ip, None)) is not None:
-        raise _locked_out(wait)
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    try:
-        authenticate(snapshot.admin, headers, {})
-    except Unauthorized as exc:
-        limits = snapshot.failed_auth
-        lockout = await throttle.failed("admin", ip, None, limits.failures, limits.window)
-        if lockout is not None:
-            raise _locked_out(lockout) from None
-        raise HTTPException(status_code=401, detail=exc.detail) from None
-
-
-def _locked_out(wait: float) -> HTTPException:
-    seconds = max(1, math.ceil(wait))
-    return HTTPException(
-        status_code=429,
-        detail=f"too many failed credential checks; retry in {seconds}s",
-        headers={"Retry-After": str(seconds)},
-    )
-
-
 STORE_PROBE_SECONDS = 0.5
 INSTANCE = socket.gethostname()
 """Which replica answered (a container's hostname): tells replicas apart behind a balancer."""
-
-
-def _is_admin(request: Request[Any, Any, Any], snapshot: Snapshot) -> bool:
-    if not snapshot.admin.keys:
-        return False
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    try:
-        authenticate(snapshot.admin, headers, {})
-    except Unauthorized:
-        return False
-    return True
 
 
 def _reload_error(
@@ -92,7 +51,7 @@ def _reload_error(
     (a value that landed in a broken edit is nobody else's business)."""
     if reloader is None:
         return None
-    return reloader.last_error if _is_admin(request, snapshot) else reloader.last_error_places
+    return reloader.last_error if is_admin(request, snapshot) else reloader.last_error_places
 
 
 def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -235,7 +194,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
 
     @post("/admin/reload", status_code=200)
     async def admin_reload(request: Request[Any, Any, Any]) -> Response[bytes]:
-        await _require_admin(request, switch.current, throttle)
+        await require_admin(request, switch.current, throttle)
         if state.reloader is None:
             raise HTTPException(status_code=503, detail="this gateway runs without reloading")
         result = await state.reloader.reload("POST /admin/reload")
@@ -260,7 +219,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     async def dead_letters(
         request: Request[Any, Any, Any], limit: FromQuery[int] = 100
     ) -> dict[str, Any]:
-        await _require_admin(request, switch.current, throttle)
+        await require_admin(request, switch.current, throttle)
         letters = await state.backend.queue.dead(max(1, min(limit, 1000)))
         return {"dead_letters": [dead_letter_summary(letter) for letter in letters]}
 
@@ -268,7 +227,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
     async def replay_dead_letter(
         request: Request[Any, Any, Any], event_id: FromPath[str]
     ) -> dict[str, Any]:
-        await _require_admin(request, switch.current, throttle)
+        await require_admin(request, switch.current, throttle)
         if not await state.backend.queue.replay(event_id):
             raise HTTPException(status_code=404, detail=f"no dead letter with id {event_id}")
         return {"status": "queued", "id": event_id}
@@ -316,6 +275,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             admin_reload,
             dead_letters,
             replay_dead_letter,
+            metrics_handler(state, throttle, STORE_PROBE_SECONDS),
             *oauth_handlers(oauth),
         ],
         exception_handlers={Exception: _problem_response},

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from gateway import metrics
 from gateway.logs import logger
 from gateway.serve.answers import Problem
 from gateway.serve.exchange import client_ip, rate_limited, too_many_failures
@@ -56,6 +57,7 @@ class WebhookGuards:
         if refusal is None:
             return
         logger.warning("webhook %s: refused: %s", webhook.id, refusal.detail)
+        metrics.auth_failed(THROTTLE_KIND)
         limits = snapshot.failed_auth
         lockout = await self.throttle.failed(
             THROTTLE_KIND, ip, None, limits.failures, limits.window
@@ -87,6 +89,7 @@ class WebhookGuards:
             caller = str(render(webhook, spec.template, context))
         decision = await self.limiter.hit(f"{spec.scope}:{caller}", spec.limit, spec.period)
         if not decision.allowed:
+            metrics.rate_limited(f"webhook:{webhook.id}")
             raise rate_limited(spec, decision)
 
 

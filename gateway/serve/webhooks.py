@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from gateway import metrics
 from gateway.logs import logger
 from gateway.queue.events import EventQueue, QueuedEvent, QueueFull
 from gateway.serve.answers import JSON, Problem, decode_json_body, read_body, send_response
@@ -113,6 +114,7 @@ class WebhookReceiver:
             try:
                 verify_signature(webhook.hmac, headers, raw_body)
             except SignatureRefused as exc:
+                metrics.auth_failed("webhook_signature")
                 logger.warning("webhook %s: refused: %s", webhook.id, exc.detail)
                 raise Problem(exc.status, exc.slug, exc.detail) from None
 
@@ -171,7 +173,9 @@ class WebhookReceiver:
             problem = Problem(503, "queue-unavailable", "the event could not be queued; retry")
             problem.headers.append((b"retry-after", b"5"))
             raise problem from None
-        if not queued:
+        if queued:
+            metrics.webhook_received(webhook.id)
+        else:
             logger.info("webhook %s: duplicate of event %s (%s)", webhook.id, event_id, dedupe_key)
         if webhook.response_body is not None:
             answer = render(webhook, webhook.response_body, {**context, "event_id": event_id})

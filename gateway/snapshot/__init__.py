@@ -13,7 +13,13 @@ from gateway.snapshot.events import (
     QueueSpec,
     UrlSecretSpec,
 )
-from gateway.snapshot.generation import LintIssue, Snapshot, StartupSettings, ThrottleLimits
+from gateway.snapshot.generation import (
+    LintIssue,
+    MetricsAccess,
+    Snapshot,
+    StartupSettings,
+    ThrottleLimits,
+)
 from gateway.snapshot.oauth import OAuthClientSpec, OAuthSpec
 from gateway.snapshot.plugins import PluginTarget
 from gateway.snapshot.routes import (
@@ -52,6 +58,7 @@ __all__ = [
     "HmacSpec",
     "InboundAuthSpec",
     "LintIssue",
+    "MetricsAccess",
     "OAuth2ClientSpec",
     "OAuthClientSpec",
     "OAuthSpec",

@@ -77,6 +77,16 @@ class StartupSettings:
 
 
 @dataclass(frozen=True)
+class MetricsAccess:
+    """Who may scrape /metrics (besides the admin keys)."""
+
+    keys: tuple[bytes, ...] = field(default=(), repr=False)
+    """Accepted as `Authorization: Bearer <key>`."""
+    public: bool = False
+    """Anyone may scrape."""
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One compiled configuration generation."""
 
@@ -102,6 +112,7 @@ class Snapshot:
     startup: StartupSettings
     admin: InboundAuthSpec
     """Who may call /admin/*: an api_key spec (no keys: the admin API is off)."""
+    metrics: MetricsAccess
     route_hashes: Mapping[str, str]
     """Route id -> hash of everything that shapes it (its file's upstream included)."""
     queue: QueueSpec

@@ -17,7 +17,9 @@ from typing import Any
 import aiohttp
 import yarl
 
+from gateway import metrics
 from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamTooLarge
+from gateway.logs import UPSTREAM_TIMING
 from gateway.snapshot import IDEMPOTENT_METHODS, RetryPolicy, UpstreamSettings
 from gateway.upstream.clients import ClientPool
 
@@ -75,6 +77,7 @@ class UpstreamCaller:
                 else:
                     client_timeout = self._timeout(settings, timeout_seconds)
                     detail = f"did not answer within {timeout_seconds:g}s"
+                sent = time.perf_counter()
                 try:
                     async with session.request(
                         method,
@@ -85,7 +88,12 @@ class UpstreamCaller:
                         timeout=client_timeout,
                         allow_redirects=False,
                     ) as response:
-                        body = await _read_capped(response, settings)
+                        try:
+                            body = await _read_capped(response, settings)
+                        except UpstreamTooLarge:
+                            _failed(settings.name, "too_large", sent, response.status)
+                            raise
+                        _answered(settings.name, response.status, sent)
                         retry_after = (
                             response.headers.get("Retry-After") if response.status >= 400 else None
                         )
@@ -98,9 +106,11 @@ class UpstreamCaller:
                         encoded = content_type.encode() if content_type else None
                         return UpstreamAnswer(response.status, encoded, body, retry_after)
                 except TimeoutError:
+                    _failed(settings.name, "timeout", sent, None)
                     if last or deadline - time.monotonic() <= 0:
                         raise UpstreamTimeout(settings.name, detail) from None
                 except aiohttp.ClientError as exc:
+                    _failed(settings.name, "unreachable", sent, None)
                     if last:
                         detail = f"could not be reached: {type(exc).__name__}"
                         raise UpstreamError(settings.name, detail) from None
@@ -132,6 +142,22 @@ class UpstreamCaller:
         if found is None:
             found = self._timeouts[key] = aiohttp.ClientTimeout(total=key[0], connect=key[1])
         return found
+
+
+def _answered(upstream: str, status: int, sent: float) -> None:
+    seconds = time.perf_counter() - sent
+    metrics.upstream_answered(upstream, status, seconds)
+    timing = UPSTREAM_TIMING.get()
+    if timing is not None:
+        timing.add(status, seconds)
+
+
+def _failed(upstream: str, kind: str, sent: float, status: int | None) -> None:
+    seconds = time.perf_counter() - sent
+    metrics.upstream_failed(upstream, kind, seconds)
+    timing = UPSTREAM_TIMING.get()
+    if timing is not None:
+        timing.add(status, seconds)
 
 
 def _pause(retry: RetryPolicy, attempt: int, retry_after: str | None) -> float:

@@ -273,13 +273,40 @@ def test_openapi_output_format_follows_the_suffix(
 
 async def test_openapi_yaml_file_matches_what_is_served(tmp_path: Path) -> None:
     target = tmp_path / "merged.yaml"
-    assert run("openapi", "--output", str(target)).returncode == 0
+    env = {**CLEAN_ENV, "GATEWAY_PUBLIC_URL": "https://gateway.example.com"}
+    assert run("openapi", "--output", str(target), env=env).returncode == 0
     log = tmp_path / "gateway.log"
     async with (
-        serving(REPO, CLEAN_ENV, log) as (url, _),
+        serving(REPO, env, log) as (url, _),
         aiohttp.ClientSession() as http,
         http.get(f"{url}/openapi.yaml") as r,
     ):
         assert r.headers["Content-Type"] == "application/yaml"
         served = await r.text()
     assert served == target.read_text()
+
+
+async def test_without_a_public_url_the_urls_handed_out_follow_the_port(tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    async with serving(REPO, CLEAN_ENV, log) as (url, _), aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/openapi.json") as r:
+            assert (await r.json())["servers"] == [{"url": url}]
+        async with http.get(f"{url}/actions/omi/openapi.json") as r:
+            assert (await r.json())["servers"] == [{"url": url}]
+        async with http.get(f"{url}/.well-known/oauth-authorization-server") as r:
+            metadata = await r.json()
+        async with http.get(f"{url}/.well-known/ai-plugin.json") as r:
+            manifest = await r.json()
+    assert metadata["issuer"] == url
+    assert metadata["authorization_endpoint"] == f"{url}/oauth/authorize"
+    assert manifest["api"]["url"] == f"{url}/openapi.json"
+    assert (
+        f"public URL {url}: a ChatGPT Action needs a public https URL; "
+        "set GATEWAY_PUBLIC_URL (server.public_url)"
+    ) in log.read_text()
+    port = url.rsplit(":", 1)[1]
+    checked = run("check", env={**CLEAN_ENV, "PORT": port})
+    assert (
+        f"warning: [profile omi] servers[0].url '{url}' is not https: ChatGPT refuses it; "
+        "set server.public_url"
+    ) in checked.stdout

@@ -31,7 +31,9 @@ def prop(schema_file: str, struct: str, name: str) -> dict[str, Any]:
 
 def test_field_docstring_is_the_property_description() -> None:
     assert prop("gateway.schema.json", "Server", "public_url")["description"] == (
-        "The URL clients (ChatGPT) reach the gateway at; written as `servers[0].url`."
+        "The URL clients (ChatGPT) reach the gateway at; written as `servers[0].url`. Empty"
+        " (the default): where `gateway serve` listens, `http://127.0.0.1:<port>`; a ChatGPT"
+        " Action needs a public https URL."
     )
     assert prop("routes.schema.json", "Upstream", "timeout")["description"] == (
         "Time a call may take, per attempt (default `defaults.timeout`, else 30s)."

@@ -29,6 +29,7 @@ __all__ = [
     "GatewayFile",
     "InboundAuth",
     "Info",
+    "MetricsSettings",
     "OAuthClient",
     "OAuthInbound",
     "OAuthServer",
@@ -44,8 +45,10 @@ __all__ = [
 class Server(Base):
     """How the gateway presents itself."""
 
-    public_url: str = "http://127.0.0.1:8080"
-    """The URL clients (ChatGPT) reach the gateway at; written as `servers[0].url`."""
+    public_url: str = ""
+    """The URL clients (ChatGPT) reach the gateway at; written as `servers[0].url`. Empty
+    (the default): where `gateway serve` listens, `http://127.0.0.1:<port>`; a ChatGPT
+    Action needs a public https URL."""
     access_log: bool = True
     """Log one line per proxied request."""
     max_body_bytes: PositiveInt = 1_048_576
@@ -290,6 +293,18 @@ class Admin(Base):
     """The header carrying the admin key."""
 
 
+class MetricsSettings(Base):
+    """Who may scrape `/metrics` (Prometheus text format)."""
+
+    keys: list[str] = []
+    """Keys a scraper sends as `Authorization: Bearer <key>` (Prometheus's `authorization`
+    scrape setting). The admin keys, in the admin header, are accepted too. With neither,
+    `/metrics` answers 503 unless `public` is on."""
+    public: bool = False
+    """Serve `/metrics` without a key: only where the network already keeps strangers out
+    (a cluster-internal Service, a scraper on the same host)."""
+
+
 class ReloadSettings(Base):
     """How live reload treats files caught half-written (see README, Live reload)."""
 
@@ -310,6 +325,8 @@ class GatewayFile(Base):
     """The webhook queue's workers."""
     admin: Admin = Admin()
     """The admin API (`POST /admin/reload`, dead letters)."""
+    metrics: MetricsSettings = MetricsSettings()
+    """Who may scrape `/metrics`."""
     reload: ReloadSettings = ReloadSettings()
     """How live reload waits for files being rewritten."""
     info: Info = Info()
