@@ -8,10 +8,11 @@ ARG BASE=python:3.11-slim
 FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# The dependencies first (their own layer: rebuilt only when pyproject.toml changes) ...
+# The dependencies first (their own layer: rebuilt only when pyproject.toml changes), with the
+# `otel` extra (traces, imported only when OTEL_EXPORTER_OTLP_ENDPOINT is set) ...
 COPY pyproject.toml ./
 RUN python3 -m venv /opt/venv \
- && python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > requirements.txt \
+ && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["otel"]))' > requirements.txt \
  && /opt/venv/bin/pip install -q "setuptools>=69" -r requirements.txt
 # ... then the package itself (not editable: the image holds no source tree).
 COPY README.md ./

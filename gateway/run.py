@@ -19,6 +19,7 @@ from gateway.config.fields import parse_duration
 from gateway.errors import ConfigErrors
 from gateway.logs import configure_logging, logger
 from gateway.reload import Reloader
+from gateway.serve.app import ASGIApp
 from gateway.serve.connections import guarded_protocol
 from gateway.serve.state import GatewayState
 from gateway.snapshot import PluginRoute, ProxyRoute, Snapshot
@@ -72,8 +73,15 @@ def serve(
         )
     if logger.isEnabledFor(logging.DEBUG):
         _log_routes(snapshot)
+    app: ASGIApp = booted.app
+    tracing = None
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        from gateway.tracing import Tracing  # only now: off, tracing is not even imported
+
+        tracing = Tracing.start(env, booted)
+        app = tracing.app
     config = uvicorn.Config(
-        booted.app,
+        app,
         host=host,
         port=port,
         loop="uvloop",
@@ -112,7 +120,11 @@ def serve(
         except ValueError as exc:
             logger.error("GATEWAY_DRAIN: %s", exc)
             return 1
-    _Server(config, booted.reloader, state, drain).run()
+    try:
+        _Server(config, booted.reloader, state, drain).run()
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # the spans still queued are exported
     return 0
 
 

@@ -28,6 +28,7 @@ _CONFIG_PREFIXES = (
     "OMI_",
     "OAUTH_",
     "CHATBETO_",
+    "OTEL_",  # a developer's own collector: tests/e2e/test_traces.py sets its own
 )
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_URL", "_UUID")
 CLEAN_ENV = {

@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"reload"},  # load -> compile -> swap after start
     {"serve"},  # the ASGI app
     {"boot"},  # the one boot path
+    {"tracing"},  # OpenTelemetry around a booted app (imported only when it is on)
     {"run", "asgi"},  # `gateway serve` and the importable ASGI app
     {"cli"},  # the command line
     {"__main__", "__init__"},  # `python -m gateway`, the package's public names
