@@ -34,23 +34,28 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import yarl
-from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from opentelemetry.sdk.resources import (
+
+from gateway.lean import allow_opentelemetry
+
+allow_opentelemetry()  # first: the OTLP exporter imports OpenTelemetry's metrics API
+
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor  # noqa: E402
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware  # noqa: E402
+from opentelemetry.sdk.resources import (  # noqa: E402
     SERVICE_INSTANCE_ID,
     SERVICE_NAME,
     SERVICE_VERSION,
     OTELResourceDetector,
     Resource,
 )
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.util.http import get_excluded_urls
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: E402
+from opentelemetry.util.http import get_excluded_urls  # noqa: E402
 
-from gateway.logs import logger
-from gateway.store.backend import shown_url
+from gateway.logs import logger  # noqa: E402
+from gateway.store.backend import shown_url  # noqa: E402
 
 if TYPE_CHECKING:
     from gateway.boot import Booted
