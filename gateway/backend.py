@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.stores.base import Store
-from redis.asyncio import Redis
 
 from gateway.queue.backend import open_queue
 from gateway.queue.events import EventQueue
 from gateway.store.backend import StoreBackend, open_store
+from gateway.store.client import RedisClient
 from gateway.store.locks import Locks
 from gateway.store.ratelimit import RateLimiter
 
@@ -41,7 +41,7 @@ class Backend:
         return self.stores.locks
 
     @property
-    def redis(self) -> Redis | None:
+    def redis(self) -> RedisClient | None:
         return self.stores.redis
 
     @property

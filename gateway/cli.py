@@ -219,9 +219,10 @@ def _cmd_webhooks(args: argparse.Namespace) -> int:
 
     from gateway.backend import open_backend
     from gateway.queue.events import dead_letter_summary
+    from gateway.snapshot.store_url import url_kind
 
     snapshot = _snapshot_or_exit(args.config_dir)
-    if not snapshot.store_url.startswith(("redis://", "rediss://", "unix://")):
+    if url_kind(snapshot.store_url) == "memory":
         print(
             "the store is memory://: dead letters live inside the running gateway; "
             "use GET /admin/webhooks/dead and POST /admin/webhooks/dead/{id}/replay",

@@ -39,13 +39,14 @@ from gateway.snapshot import (
     StartupSettings,
     ThrottleLimits,
 )
+from gateway.snapshot.store_url import SCHEMES, StoreUrlError, url_kind
 
 __all__ = ["DEFAULT_SERVED_AT", "compile_config"]
 
 DEFAULT_SERVED_AT = "http://127.0.0.1:8080"
 """The public URL of a configuration without one, outside `gateway serve` (check, openapi)."""
 
-STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+STORE_SCHEMES = tuple(f"{scheme}://" for scheme in SCHEMES)
 DEFAULT_FAILED_AUTH_WINDOW = 60.0
 DEFAULT_IDLE_TIMEOUT = 5.0
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -91,12 +92,10 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
     documents = build_documents(config, routes, schemas, schemes.specs)
     for message, path in documents.errors:
         run.error(run.gateway_source, path, message)
-    if not gateway.store.url.startswith(STORE_SCHEMES):
-        run.error(
-            run.gateway_source,
-            "$.store.url",
-            f"expected memory:// or redis://host:port/db, got {gateway.store.url!r}",
-        )
+    try:
+        url_kind(gateway.store.url)
+    except StoreUrlError as exc:
+        run.error(run.gateway_source, "$.store.url", str(exc))
     try:
         trusted_proxies = tuple(
             ipaddress.ip_network(value.strip(), strict=False)

@@ -15,4 +15,5 @@ def open_queue(backend: StoreBackend, dead_letters: int, memory_limit: int) -> E
     memory, at most ``memory_limit`` unfinished events)."""
     if backend.redis is None:
         return MemoryQueue(dead_letters, memory_limit)
-    return RedisQueue(backend.redis, backend.namespace, dead_letters)
+    cluster = backend.kind == "cluster"
+    return RedisQueue(backend.redis, backend.namespace, dead_letters, cluster=cluster)

@@ -1,7 +1,9 @@
 """The durable queue: a Redis Stream with a consumer group, shared by every replica.
 
-Keys (under the store namespace): ``wq`` the stream, ``wq:delayed`` a sorted set of retries
-by due time, ``wq:dead`` the dead-letter stream, ``wq:seen:<key>`` dedupe markers.
+Keys (under the store's key prefix, ``namespace:``, on a cluster ``{namespace}:`` so that
+every script and transaction below touches one hash slot): ``wq`` the stream,
+``wq:delayed`` a sorted set of retries by due time, ``wq:dead`` the dead-letter stream,
+``wq:seen:<key>`` dedupe markers.
 
 * Enqueue and dedupe are one script: an event is either queued with its marker or not at
   all, so two replicas receiving the same delivery queue it once. Enqueues arriving in the
@@ -16,13 +18,13 @@ by due time, ``wq:dead`` the dead-letter stream, ``wq:seen:<key>`` dedupe marker
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
 import uuid
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from gateway.queue.batching import TurnBatcher
@@ -33,13 +35,15 @@ from gateway.queue.events import (
     encode_event,
     first_attempt,
 )
+from gateway.store.client import RedisClient, key_prefix
 
 __all__ = ["GROUP", "RedisQueue"]
 
 GROUP = "gateway"
 
+# KEYS: the stream [, the dedupe marker] (no empty key name: on a cluster every key counts).
 _ENQUEUE = """
-if KEYS[2] ~= '' then
+if #KEYS > 1 then
   local seen = redis.call('GET', KEYS[2])
   if seen then return {0, seen} end
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
@@ -61,12 +65,16 @@ return #due
 class RedisQueue:
     kind = "redis"
 
-    def __init__(self, redis: Redis, namespace: str, dead_letters: int) -> None:
+    def __init__(
+        self, redis: RedisClient, namespace: str, dead_letters: int, *, cluster: bool = False
+    ) -> None:
         self.redis = redis
-        self.stream = f"{namespace}:wq"
-        self.delayed = f"{namespace}:wq:delayed"
-        self.dead_stream = f"{namespace}:wq:dead"
-        self.seen_prefix = f"{namespace}:wq:seen:"
+        self.cluster = cluster
+        prefix = key_prefix(namespace, cluster)
+        self.stream = f"{prefix}wq"
+        self.delayed = f"{prefix}wq:delayed"
+        self.dead_stream = f"{prefix}wq:dead"
+        self.seen_prefix = f"{prefix}wq:seen:"
         self.dead_letters = dead_letters
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._enqueue = redis.register_script(_ENQUEUE)
@@ -92,13 +100,21 @@ class RedisQueue:
     async def enqueue(
         self, event: QueuedEvent, dedupe_key: str | None, dedupe_ttl: float
     ) -> tuple[bool, str]:
-        seen_key = self.seen_prefix + dedupe_key if dedupe_key is not None else ""
+        keys = [self.stream]
+        if dedupe_key is not None:
+            keys.append(self.seen_prefix + dedupe_key)
         args = [encode_event(event), event.id, max(1, int(dedupe_ttl * 1000))]
-        return await self._enqueues.submit(([self.stream, seen_key], args))
+        return await self._enqueues.submit((keys, args))
 
     async def _enqueue_batch(
         self, batch: list[tuple[list[str], list[Any]]]
     ) -> list[tuple[bool, str] | BaseException]:
+        if self.cluster:  # redis-py refuses EVALSHA in a cluster pipeline: concurrent calls
+            found = await asyncio.gather(
+                *(self._enqueue(keys=keys, args=args) for keys, args in batch),
+                return_exceptions=True,
+            )
+            return [_enqueued(answer) for answer in found]
         if self._enqueue_sha is None:
             self._enqueue_sha = await self.redis.script_load(_ENQUEUE)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -113,12 +129,7 @@ class RedisQueue:
                     answer = await self._enqueue(keys=keys, args=args)
                 except Exception as exc:
                     answer = exc
-            if isinstance(answer, BaseException):
-                results.append(answer)
-                continue
-            queued, event_id = answer
-            text = event_id.decode() if isinstance(event_id, bytes) else event_id
-            results.append((bool(queued), text))
+            results.append(_enqueued(answer))
         return results
 
     async def read(self, count: int, block: float) -> list[Delivery]:
@@ -218,6 +229,14 @@ class RedisQueue:
         length = await self.redis.xlen(self.stream)
         delayed = await self.redis.zcard(self.delayed)
         return int(length) + int(delayed)
+
+
+def _enqueued(answer: Any) -> tuple[bool, str] | BaseException:
+    if isinstance(answer, BaseException):
+        return answer
+    queued, event_id = answer
+    text = event_id.decode() if isinstance(event_id, bytes) else event_id
+    return bool(queued), text
 
 
 def _delivery(ref: bytes | str, fields: dict[bytes, bytes]) -> Delivery:

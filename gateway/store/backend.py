@@ -1,29 +1,36 @@
 """Open the store, rate limiter and locks that `store.url` in gateway.yaml names.
 
 ``memory://`` (the default): Litestar's MemoryStore, an in-process limiter and locks; not
-durable, not shared, and the gateway says so at start. ``redis://host:port/db``: Litestar's
-RedisStore, the Lua rate limiter and locks on one redis-py pool, shared by every replica.
-(The webhook queue is opened on the same connection by gateway.queue.backend.)
+durable, not shared, and the gateway says so at start. A Redis URL (one server, TLS,
+Sentinel or Cluster: see gateway.store.client): Litestar's RedisStore, the Lua rate limiter
+and locks on one redis-py client, shared by every replica. (The webhook queue is opened on
+the same connection by gateway.queue.backend.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
-from redis import Redis as SyncRedis
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
 
+from gateway.store.client import (
+    REDIS_CONNECTIONS,
+    RedisClient,
+    key_prefix,
+    open_client,
+    probe,
+    shown_url,
+    store_namespace,
+    url_kind,
+)
 from gateway.store.locks import Locks, MemoryLocks, RedisLocks
 from gateway.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
-__all__ = ["StoreBackend", "open_store", "shown_url", "unreachable"]
-
-REDIS_CONNECTIONS = 64
+__all__ = ["REDIS_CONNECTIONS", "StoreBackend", "open_store", "shown_url", "unreachable"]
 
 
 @dataclass
@@ -33,7 +40,11 @@ class StoreBackend:
     store: Store
     limiter: RateLimiter
     locks: Locks
-    redis: Redis | None = None
+    redis: RedisClient | None = None
+    prefix: str = ""
+    """What every Redis key of this gateway starts with: `namespace:`, on a cluster
+    `{namespace}:` (one hash slot)."""
+    others: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def durable(self) -> bool:
@@ -42,15 +53,8 @@ class StoreBackend:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
-
-
-def shown_url(url: str) -> str:
-    """``url`` without its credentials (`redis://:secret@host` -> `redis://host`)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return url
-    host = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        for close in self.others:
+            await close()
 
 
 def unreachable(url: str) -> str | None:
@@ -58,37 +62,29 @@ def unreachable(url: str) -> str | None:
 
     A short-lived synchronous client: the serving loop's pool is not touched before start.
     """
-    if url.startswith("memory:"):
-        return None
-    client = SyncRedis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
-    try:
-        client.ping()
-    except RedisError as exc:
-        return str(exc) or type(exc).__name__
-    finally:
-        client.close()
-    return None
+    return probe(url)
 
 
 def open_store(url: str, namespace: str) -> StoreBackend:
-    if url.startswith("memory:"):
+    if url_kind(url) == "memory":
         return StoreBackend("memory", namespace, MemoryStore(), MemoryRateLimiter(), MemoryLocks())
-    # Blocking pool: a burst waits for a free connection instead of failing the request.
-    # Socket timeouts bound every call (the queue's blocking reads wait 1 s at most), so a
-    # Redis that stops answering fails requests instead of hanging them.
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=REDIS_CONNECTIONS,
-        timeout=5,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-    )
-    redis = Redis.from_pool(pool)  # the client owns the pool and closes it
+    opened = open_client(url)
+    cluster = opened.kind == "cluster"
+    client = opened.client
+    # Litestar's RedisStore is typed for Redis; it only calls commands RedisCluster has too
+    # (GET/SET/DEL/EXISTS/PTTL and one-key scripts), its keys under the same hash tag.
+    store = RedisStore(_as_redis(client), namespace=store_namespace(namespace, cluster))
     return StoreBackend(
-        "redis",
+        opened.kind,
         namespace,
-        RedisStore(redis, namespace=namespace),
-        RedisRateLimiter(redis, namespace),
-        RedisLocks(redis, namespace),
-        redis,
+        store,
+        RedisRateLimiter(client, namespace, cluster=cluster),
+        RedisLocks(client, namespace, cluster=cluster),
+        client,
+        key_prefix(namespace, cluster),
+        opened.others,
     )
+
+
+def _as_redis(client: RedisClient) -> Redis:
+    return client  # type: ignore[return-value]

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from redis.asyncio import Redis
-
 from gateway.logs import logger
+from gateway.store.client import RedisClient, key_prefix
 
 __all__ = ["Lease", "Lock", "Locks", "MemoryLocks", "RedisLocks"]
 
@@ -87,9 +86,15 @@ class Lock:
         return self.lease is not None and self.lease.lost
 
     async def release(self) -> None:
+        """Best effort: a store that cannot be reached is logged, not raised. The key expires
+        by itself, and a release in a ``finally`` must not replace what is propagating (a
+        cancellation at shutdown, the handler's own error) with the store's error."""
         if self.lease is not None:
             await self.lease.stop()
-        await self.owner.release(self)
+        try:
+            await self.owner.release(self)
+        except Exception as exc:
+            logger.warning("lock %s: release failed (it expires by itself): %s", self.key, exc)
 
 
 class Locks(Protocol):
@@ -159,9 +164,9 @@ class MemoryLocks(_Leasing):
 class RedisLocks(_Leasing):
     """`SET key token NX PX ttl`; extend and release compare the token in one script."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, namespace: str, *, cluster: bool = False) -> None:
         self.redis = redis
-        self.prefix = f"{namespace}:lock:"
+        self.prefix = f"{key_prefix(namespace, cluster)}lock:"
         self._release = redis.register_script(_RELEASE)
         self._extend_script = redis.register_script(_EXTEND)
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.asyncio import Redis
+from gateway.store.client import RedisClient, key_prefix
 
 __all__ = ["Decision", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
 
@@ -100,9 +100,9 @@ return {1, remaining, 0, math.ceil(new_tat - now)}
 class RedisRateLimiter:
     """Shared by every process on one Redis."""
 
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: RedisClient, namespace: str, *, cluster: bool = False) -> None:
         self._script = redis.register_script(_GCRA)
-        self._prefix = f"{namespace}:ratelimit:"
+        self._prefix = f"{key_prefix(namespace, cluster)}ratelimit:"
 
     async def hit(self, key: str, limit: int, period: float) -> Decision:
         allowed, remaining, retry_ms, reset_ms = await self._script(

@@ -139,7 +139,8 @@ def test_check_reports_mistakes_of_every_compile_phase_in_one_run(tmp_path: Path
     result = run("check", "--config-dir", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "gateway.yaml:1:14: expected memory:// or redis://host:port/db, got 'postgres://db'"
+        "gateway.yaml:1:14: expected memory:// or redis://host:port/db (or rediss://, unix://,"
+        " redis+sentinel://, redis+cluster://, rediss+cluster://), got 'postgres://db'"
         " - at `$.store.url`",
         "gateway.yaml:5:26: scope `write` is not declared in `oauth.scopes`"
         " - at `$.oauth.clients[0].scopes[0]`",
