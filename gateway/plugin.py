@@ -237,7 +237,8 @@ class Lock(Protocol):
         ...
 
     async def release(self) -> None:
-        """Stop renewing; free the key if this lock still holds it."""
+        """Stop renewing; free the key if this lock still holds it. A store that cannot be
+        reached is logged, not raised (safe in a ``finally``): the key expires on its own."""
         ...
 
 

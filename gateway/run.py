@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import signal
+import time
 from collections.abc import Generator, Mapping
 from pathlib import Path
 
@@ -209,5 +210,7 @@ class _Server(uvicorn.Server):
         asyncio.get_running_loop().call_later(self.drain, self._close, name)
 
     def _close(self, name: str) -> None:
+        # Requests in flight and webhook handlers share one budget from here (Worker.stop).
+        self.state.stop_by = time.monotonic() + (self.config.timeout_graceful_shutdown or 0)
         self.should_exit = True
         logger.info("stopping (%s): finishing requests in flight", name)

@@ -89,10 +89,21 @@ def _with_field_docs(schema: dict[str, Any], root: type[msgspec.Struct]) -> dict
     """``schema`` with each field docstring as its property's description (Meta ones kept)."""
     structs = {struct.__name__: struct for struct in _reachable_structs(root)}
     definitions = {
-        name: _described(definition, _field_docs(structs[name]) if name in structs else {})
+        name: _described(
+            _cleaned(definition), _field_docs(structs[name]) if name in structs else {}
+        )
         for name, definition in schema.get("$defs", {}).items()
     }
     return {**schema, "$defs": definitions}
+
+
+def _cleaned(definition: dict[str, Any]) -> dict[str, Any]:
+    """The class docstring msgspec copied, its indentation dropped: Python 3.13 strips it when
+    compiling, 3.11 and 3.12 do not, and the files must be the same on all of them."""
+    doc = definition.get("description")
+    if not isinstance(doc, str):
+        return definition
+    return {**definition, "description": inspect.cleandoc(doc)}
 
 
 def _described(definition: dict[str, Any], docs: Mapping[str, str]) -> dict[str, Any]:

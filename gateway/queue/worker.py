@@ -35,6 +35,10 @@ BUSY_WINDOW = 600.0
 """Seconds after an attempt fell due during which ``RetrySoon`` may put it off."""
 DEFER_BOUNDS = (0.5, 60.0)
 """The delay a handler asks for, clamped: no hot loop, no event parked for long."""
+STOP_GRACE = 10.0
+"""Seconds the handlers in flight may still take after ``stop()`` (unless it says)."""
+CANCEL_WAIT = 2.0
+"""Seconds a cancelled handler may take to unwind (its ``finally``) before ``run`` returns."""
 
 
 class Worker:
@@ -48,16 +52,20 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._stopping = False
+        self._grace = STOP_GRACE
         self.processed = 0
         self.failed = 0
         self.deferred = 0
 
-    def stop(self) -> None:
-        """Read no more; ``run`` returns once the handlers in flight are done (at most 10 s).
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Read no more; ``run`` returns once the handlers in flight are done, or ``grace``
+        seconds later with the rest cancelled (unacknowledged: another process takes them
+        over), so none outlives the store's close.
 
         A flag rather than only a cancel: on Python 3.11 ``asyncio.wait_for`` (inside
         redis-py) can swallow a cancellation that arrives as its wait completes.
         """
+        self._grace = grace
         self._stopping = True
         self._room.set()
 
@@ -70,7 +78,11 @@ class Worker:
             self._stopping = True
             await asyncio.gather(maintenance, return_exceptions=True)  # ends within a tick
             if self._tasks:
-                await asyncio.wait(self._tasks, timeout=10)
+                _, stuck = await asyncio.wait(self._tasks, timeout=self._grace)
+                for task in stuck:
+                    task.cancel()
+                if stuck:  # bounded: a handler that swallows the cancellation is left behind
+                    await asyncio.wait(stuck, timeout=CANCEL_WAIT)
 
     async def _read_forever(self) -> None:
         while not self._stopping:

@@ -104,6 +104,10 @@ def decode_json_body(raw: bytes, max_depth: int) -> tuple[Any, str | None]:
     try:
         value = _decode_json(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        try:  # bad UTF-8: Python's words, as msgspec's differ by version (0.23: a DecodeError)
+            raw.decode("utf-8")
+        except UnicodeDecodeError as invalid:
+            return None, f"is not valid JSON: {invalid}"
         return None, f"is not valid JSON: {exc}"
     except RecursionError:
         return None, f"nests deeper than {max_depth} levels"

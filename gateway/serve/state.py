@@ -31,6 +31,9 @@ class GatewayState:
     scheduler: Scheduler | None = None
     draining: bool = False
     """SIGTERM arrived: `/ready` answers 503 while requests are still served."""
+    stop_by: float | None = None
+    """``time.monotonic()`` by which the shutdown is to be done: set as the listener closes
+    (the drain's end + `server.shutdown_timeout`), read by the lifespan's shutdown."""
 
     def swap(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot``; retire the upstream sessions it no longer uses."""

@@ -21,6 +21,7 @@ from gateway.logs import REQUEST_ID, logger
 from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
+from gateway.queue.worker import CANCEL_WAIT, STOP_GRACE
 from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.docs_pages import docs_handlers
 from gateway.serve.documents import ServedDocuments
@@ -247,17 +248,22 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
         await oauth.server()  # creates (and prints once) generated client credentials
 
     async def close_pool() -> None:
+        # Handlers get what is left of server.shutdown_timeout after the requests in flight
+        # (`gateway serve` sets the deadline; elsewhere the worker's own bound).
+        grace = STOP_GRACE if state.stop_by is None else max(1.0, state.stop_by - time.monotonic())
         if state.worker is not None:
-            state.worker.stop()
+            state.worker.stop(grace)
         if state.scheduler is not None:
             state.scheduler.stop()
         for task in background:
             task.cancel()
         if workers:
-            _, stuck = await asyncio.wait(workers, timeout=15)
-            for task in stuck:  # bounded: past 15 s the worker is cancelled
+            _, stuck = await asyncio.wait(workers, timeout=grace + CANCEL_WAIT + 1)
+            for task in stuck:  # bounded: past its grace the worker is cancelled
                 task.cancel()
-        await asyncio.gather(*background, *workers, return_exceptions=True)
+        if background or workers:  # bounded: a task that swallows its cancellation stays behind
+            done, _ = await asyncio.wait([*background, *workers], timeout=CANCEL_WAIT)
+            await asyncio.gather(*done, return_exceptions=True)
         await state.pool.close()
         await state.backend.close()
 

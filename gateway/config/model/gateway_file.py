@@ -226,7 +226,9 @@ class StoreSettings(Base):
     """Where state lives: `memory://` (one process, not durable) or `redis://host:6379/0`."""
 
     url: str = "memory://"
-    """`memory://` (default), or a `redis://`, `rediss://` or `unix://` URL; applied at restart."""
+    """`memory://` (default), or a `redis://`, `rediss://` (TLS), `unix://`,
+    `redis+sentinel://h1:26379,h2:26379/<service>` or `redis+cluster://h1:6379,h2:6379` URL;
+    applied at restart."""
     namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"
     """Prefix of every key, so that several gateways can share one Redis."""
 
