@@ -128,10 +128,7 @@ def open_client(url: str) -> Opened:
     if kind == "sentinel":
         service, db = sentinel_path(url)
         kwargs = _connection_kwargs(url, False, db, sync=False)
-        sentinel_kwargs: dict[str, Any] = dict(_TIMEOUTS)
-        password = _query_value(url, "sentinel_password")
-        if password is not None:
-            sentinel_kwargs["password"] = password
+        sentinel_kwargs = _sentinel_kwargs(url, _TIMEOUTS)
         sentinel = _async_sentinel(hosts(url), sentinel_kwargs=sentinel_kwargs, **_TIMEOUTS)
         master: Redis = sentinel.master_for(service, **kwargs)
         return Opened(kind, master, [one.aclose for one in sentinel.sentinels])
@@ -142,6 +139,15 @@ def open_client(url: str) -> Opened:
         nodes = [ClusterNode(host, port) for host, port in hosts(url)]
         return Opened(kind, RedisCluster(startup_nodes=nodes, **kwargs, **_TIMEOUTS))
     raise StoreUrlError(f"{shown_url(url)!r} is not a Redis URL")
+
+
+def _sentinel_kwargs(url: str, timeouts: dict[str, Any]) -> dict[str, Any]:
+    """What the Sentinels themselves are opened with: the timeouts, their own password."""
+    found = dict(timeouts)
+    password = _query_value(url, "sentinel_password")
+    if password is not None:
+        found["password"] = password
+    return found
 
 
 def probe(url: str) -> str | None:
@@ -166,10 +172,7 @@ def probe(url: str) -> str | None:
         elif kind == "sentinel":
             service, db = sentinel_path(url)
             kwargs = _connection_kwargs(url, False, db, sync=True)
-            sentinel_kwargs: dict[str, Any] = dict(_PROBE_TIMEOUTS)
-            password = _query_value(url, "sentinel_password")
-            if password is not None:
-                sentinel_kwargs["password"] = password
+            sentinel_kwargs = _sentinel_kwargs(url, _PROBE_TIMEOUTS)
             sentinel = _sync_sentinel(
                 hosts(url), sentinel_kwargs=sentinel_kwargs, **_PROBE_TIMEOUTS
             )

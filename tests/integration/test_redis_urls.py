@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 import redis
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -36,7 +35,8 @@ from redis.crc import key_slot
 from gateway.store.backend import shown_url, unreachable
 from gateway.store.client import StoreUrlError, url_kind
 from tests.conftest import GatewayFactory, RunningGateway, eventually, write_config
-from tests.upstreams.server import Recorder, Upstream, serve_upstream
+from tests.integration.test_webhooks import recorded, sink_app
+from tests.upstreams.server import Upstream, serve_upstream
 
 PASSWORD = "s3cret-master-pw"
 SENTINEL_PASSWORD = "s3cret-sentinel-pw"
@@ -328,26 +328,11 @@ def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
 # --- the gateway on each --------------------------------------------------------------
 
 
-def sink_app() -> tuple[web.Application, Recorder]:
-    recorder = Recorder()
-    app = web.Application(middlewares=[recorder.middleware])
-
-    async def events(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
-    app.router.add_post("/events", events)
-    return app, recorder
-
-
 @pytest.fixture
 async def sink() -> AsyncIterator[Upstream]:
     app, recorder = sink_app()
     async with serve_upstream(app, recorder) as upstream:
         yield upstream
-
-
-def recorded(sink: Upstream) -> list[dict[str, Any]]:
-    return [seen.json() for seen in sink.seen if seen.path == "/events"]
 
 
 async def post(gw: RunningGateway, path: str, body: dict[str, Any]) -> tuple[int, Any]:
