@@ -189,6 +189,7 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
             ),
             critical=True,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -207,6 +208,11 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        # Python 3.13's default context verifies strictly (VERIFY_X509_STRICT): it needs these.
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_path, cert_path, key_path = folder / "ca.pem", folder / "server.pem", folder / "server.key"
