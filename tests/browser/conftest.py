@@ -10,12 +10,10 @@ recorded and answered by the test, never sent.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,12 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
 from tests.conftest import REPO
-from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, stop
+from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, stop, wait_until_answering
 from tests.oauth_client import GOOD_SECRET
 from tests.upstreams.server import free_port
 
@@ -99,20 +96,7 @@ async def gateway_cli(folder: Path, env: Mapping[str, str], log_path: Path) -> A
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 15
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            while True:
-                if process.poll() is not None:
-                    raise AssertionError(f"gateway exited:\n{log_path.read_text()}")
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no /health in 15 s:\n{log_path.read_text()}")
-                try:
-                    async with http.get(f"{url}/health") as health:
-                        if health.status == 200:
-                            break
-                except (aiohttp.ClientConnectionError, TimeoutError):
-                    pass
-                await asyncio.sleep(0.1)
+        await wait_until_answering(process, url, log_path)
         yield url
     finally:
         await stop(process)

@@ -59,35 +59,34 @@ async def serving(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        timeout = aiohttp.ClientTimeout(total=2)
-        ready = False
-        async with aiohttp.ClientSession(timeout=timeout) as http:
-            for _ in range(300):  # bounded in count, and by the 15 s deadline
-                if process.poll() is not None:
-                    raise AssertionError(
-                        f"gateway exited with {process.returncode}:\n{log_path.read_text()}"
-                    )
-                if time.monotonic() > deadline:
-                    break
-                try:
-                    async with http.get(f"{url}/health") as r:
-                        ready = r.status == 200
-                except (aiohttp.ClientConnectionError, TimeoutError):
-                    pass
-                if ready:
-                    break
-                await asyncio.sleep(0.1)
-        if not ready:
-            raise AssertionError(
-                f"gateway did not answer /health within 15 s:\n{log_path.read_text()}"
-            )
+        await wait_until_answering(process, url, log_path)
         yield url, process.pid
     finally:
         await stop(process)
         log.close()
     expected = -signal.SIGKILL if killed else 0
     assert process.returncode == expected, log_path.read_text()[-2000:]
+
+
+async def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, log_path: Path, path: str = "/health"
+) -> None:
+    """Until ``url + path`` answers 200 (bounded: 15 s); the log if the process exits first."""
+    deadline = time.monotonic() + 15
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"gateway exited with {process.returncode}:\n{log_path.read_text()}"
+                )
+            try:
+                async with http.get(f"{url}{path}") as answer:
+                    if answer.status == 200:
+                        return
+            except (aiohttp.ClientConnectionError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"gateway did not answer {path} within 15 s:\n{log_path.read_text()}")
 
 
 async def stop(process: subprocess.Popen[bytes], grace: float = 15) -> None:

@@ -4,11 +4,9 @@ format of the file's suffix."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +17,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from tests.conftest import REPO, write_config
-from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, serving, stop
+from tests.e2e.helpers import CLEAN_ENV, GATEWAY_BIN, serving, stop, wait_until_answering
 from tests.upstreams.ambivo import answer
 from tests.upstreams.server import Upstream, free_port
 
@@ -178,18 +176,7 @@ async def serving_on(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 15
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-                while True:  # bounded by the deadline
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise AssertionError(f"not serving on {port}:\n{log_path.read_text()}")
-                    try:
-                        async with http.get(f"{url}/health") as r:
-                            if r.status == 200:
-                                break
-                    except (aiohttp.ClientConnectionError, TimeoutError):
-                        pass
-                    await asyncio.sleep(0.1)
+            await wait_until_answering(process, url, log_path)
             yield url
         finally:
             await stop(process)
