@@ -20,7 +20,7 @@ from gateway.snapshot.generation import (
     StartupSettings,
     ThrottleLimits,
 )
-from gateway.snapshot.oauth import OAuthClientSpec, OAuthSpec
+from gateway.snapshot.oauth import IdentitySpec, OAuthClientSpec, OAuthSpec
 from gateway.snapshot.plugins import PluginTarget
 from gateway.snapshot.routes import (
     CompiledRoute,
@@ -56,6 +56,7 @@ __all__ = [
     "CompiledWebhook",
     "FieldError",
     "HmacSpec",
+    "IdentitySpec",
     "InboundAuthSpec",
     "LintIssue",
     "MetricsAccess",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.snapshot.plugins import PluginTarget
 
-__all__ = ["OAuthClientSpec", "OAuthSpec"]
+__all__ = ["IdentitySpec", "OAuthClientSpec", "OAuthSpec"]
 
 REDIRECT_SEGMENT = "[A-Za-z0-9_-]+"
 """What one `*` of a redirect pattern matches (RFC 9700 4.1.3: no `.`, `%`, `\\`, `@`,
@@ -43,6 +43,29 @@ def _redirect_pattern(allowed: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentitySpec:
+    """An external OpenID Connect provider users sign in with (`oauth.identity`)."""
+
+    issuer: str
+    """The provider's issuer URL; its `/.well-known/openid-configuration` is read."""
+    client_id: str
+    client_secret: str = field(repr=False)
+    scopes: tuple[str, ...]
+    name: str
+    """Shown on the button: "Sign in with <name>"."""
+    allow_emails: frozenset[str]
+    """Lower-case addresses allowed to sign in (with `allow_domains` empty too: anyone)."""
+    allow_domains: frozenset[str]
+    """Lower-case domains whose addresses may sign in."""
+    redirect_uri: str
+    """Where the provider sends the browser back: public URL + `redirect_path`."""
+
+    def user_id(self, subject: str) -> str:
+        """The gateway user of a provider account: stable across sign-ins."""
+        return f"{self.issuer}#{subject}"
+
+
+@dataclass(frozen=True, slots=True)
 class OAuthSpec:
     """The authorization server's settings (gateway.yaml `oauth:`)."""
 
@@ -55,3 +78,6 @@ class OAuthSpec:
     access_ttl: float
     refresh_ttl: float
     code_ttl: float
+    identity: IdentitySpec | None = None
+    session_ttl: float = 12 * 3600.0
+    """How long a sign-in on the gateway's pages lasts."""
