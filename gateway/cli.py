@@ -30,6 +30,7 @@ from gateway.config.load import load
 from gateway.diff import diff_snapshots
 from gateway.errors import ConfigErrors
 from gateway.logs import LOG_FORMATS
+from gateway.sealed import new_key
 from gateway.serve.documents import json_text, yaml_text
 from gateway.snapshot import CompiledRoute, PluginRoute, ProxyRoute, Snapshot
 
@@ -84,6 +85,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(issue, file=sys.stderr if issue.level == "error" else sys.stdout)
     for route_id, reason in snapshot.unconfigured.items():
         print(f"note: route {route_id} answers 503 until configured: {reason}")
+    for warning in snapshot.warnings:
+        print(f"warning: {warning}")
     for webhook in snapshot.webhooks.values():
         for warning in webhook.warnings:
             print(f"warning: {warning}")
@@ -104,6 +107,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"version {snapshot.version}: {'FAILED' if errors else 'ok'}"
     )
     return 1 if errors else 0
+
+
+def _cmd_secret_key(args: argparse.Namespace) -> int:
+    print(new_key())
+    return 0
 
 
 def _cmd_openapi(args: argparse.Namespace) -> int:
@@ -140,8 +148,9 @@ def _cmd_routes(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS")]
     for route in snapshot.routes:
-        auth = route.auth.id if route.auth else "none"
-        rows.append((route.id, route.method, route.path, _target(route), auth, route.status_text))
+        rows.append(
+            (route.id, route.method, route.path, _target(route), route.auth_text, route.status_text)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print(
@@ -162,7 +171,8 @@ def _inventory(snapshot: Snapshot) -> dict[str, Any]:
                 "method": route.method,
                 "path": route.path,
                 "target": _target(route),
-                "auth": route.auth.id if route.auth else "none",
+                "auth": route.auth_text,
+                "scopes": list(route.scopes),
                 "file": route.file,
                 "line": route.line,
                 "status": route.status_text,
@@ -389,6 +399,10 @@ def _parser() -> argparse.ArgumentParser:
     schema = command("schema", "write the JSON Schemas of the config files to schemas/config/")
     schema.add_argument("--check", action="store_true", help="fail if the files are out of date")
     schema.set_defaults(run=_cmd_schema)
+    secret_key = commands.add_parser(
+        "secret-key", help="print a new key for store.encryption_keys (GATEWAY_ENCRYPTION_KEYS)"
+    )
+    secret_key.set_defaults(run=_cmd_secret_key)
     webhooks = commands.add_parser("webhooks", help="inspect and replay dead letters")
     actions = webhooks.add_subparsers(dest="action", required=True)
     for name, help_text in (

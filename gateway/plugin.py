@@ -166,12 +166,17 @@ class RetrySoon(Exception):
 
 
 class UpstreamNotConnected(Exception):
-    """An `oauth2_authorization_code` upstream has no usable token for this user: a 401
-    telling them to (re)connect (raised by UpstreamClient.request; let it propagate)."""
+    """An upstream has no usable credential of this user (not connected, or refused by the
+    upstream): a 401 telling them to (re)connect, at ``connect_url`` when they can (raised
+    by UpstreamClient.request; let it propagate)."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(
+        self, detail: str, connect_url: str | None = None, slug: str = "upstream-not-connected"
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.connect_url = connect_url
+        self.slug = slug
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,11 @@ class OAuth2Connection(Protocol):
     async def complete(self, code: str, state: str) -> str:
         """The callback: exchange ``code``; returns the user who connected (PluginError 400
         for an unknown state or a refused code)."""
+        ...
+
+    async def finish(self, code: str, state: str) -> tuple[str, str | None]:
+        """:meth:`complete`, also returning the gateway path the browser goes back to when
+        the connection was started from the /connections page (else None)."""
         ...
 
     async def status(self) -> dict[str, Any]: ...

@@ -157,7 +157,7 @@ def _log_routes(snapshot: Snapshot) -> None:
             route.method,
             route.path,
             target,
-            route.auth.id if route.auth else "none",
+            route.auth_text,
             route.status_text,
         )
 

@@ -29,6 +29,7 @@ from gateway.plugin import (
     OAuth2Connection,
     PluginError,
     PluginRequest,
+    PluginResponse,
     UpstreamClient,
     UpstreamTooLarge,
 )
@@ -81,13 +82,15 @@ async def auth_url(ctx: Context, request: PluginRequest) -> dict[str, Any]:
     return {"auth_url": url, "message": "Open auth_url in a browser to connect Gmail."}
 
 
-async def auth_callback(ctx: Context, request: PluginRequest) -> dict[str, Any]:
+async def auth_callback(ctx: Context, request: PluginRequest) -> dict[str, Any] | PluginResponse:
     if request.query.get("error"):
         raise PluginError(400, f"Google did not connect: {request.query['error']}")
     code, state = request.query.get("code"), request.query.get("state")
     if not code or not state:
         raise PluginError(400, "the callback needs `code` and `state`")
-    user = await _connection(ctx).complete(str(code), str(state))
+    user, return_to = await _connection(ctx).finish(str(code), str(state))
+    if return_to:  # connected from the /connections page: back to it
+        return PluginResponse(302, {"status": "connected"}, {"Location": return_to})
     return {"status": "connected", "user": user}
 
 

@@ -97,6 +97,9 @@ def write_config(folder: Path, gateway_yaml: str, routes: Mapping[str, str]) -> 
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+TEST_ENCRYPTION_KEY = "9Dm1qF7hO0b7k3u8YF6yH0t7xU2xJc6mQ9yqJYqk3nU="
+"""A Fernet key for `store.encryption_keys` in tests (GATEWAY_ENCRYPTION_KEYS): connections
+kept in Redis need one."""
 
 
 @pytest.fixture

@@ -28,16 +28,21 @@ from gateway.compiler.upstreams import compile_upstreams
 from gateway.compiler.webhooks import compile_queue, compile_schedule, compile_webhook
 from gateway.config.load import Config
 from gateway.errors import ConfigErrors
+from gateway.sealed import InvalidKey, Sealer, parse_keys, process_sealer
 from gateway.snapshot import (
     CompiledRoute,
     CompiledSchedule,
     CompiledWebhook,
     InboundAuthSpec,
     MetricsAccess,
+    OAuth2ClientSpec,
     OAuthSpec,
+    PluginRoute,
+    ProxyRoute,
     Snapshot,
     StartupSettings,
     ThrottleLimits,
+    UserTokenSpec,
 )
 from gateway.snapshot.store_url import SCHEMES, StoreUrlError, url_kind
 
@@ -67,7 +72,8 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
     gateway = config.gateway
     schemas = compile_schemas(run)
     schemes = compile_auth(run)
-    upstreams = compile_upstreams(run)
+    sealer = _sealer(run)
+    upstreams = compile_upstreams(run, sealer)
     routes: list[CompiledRoute] = []
     webhooks: list[CompiledWebhook] = []
     schedules: list[CompiledSchedule] = []
@@ -90,6 +96,11 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
     table = build_table(routes)
     check_webhook_paths(run, webhooks, table)
     documents = build_documents(config, routes, schemas, schemes.specs)
+    connections = {
+        name: upstream.connectable
+        for name, upstream in upstreams.items()
+        if upstream.connectable is not None
+    }
     for message, path in documents.errors:
         run.error(run.gateway_source, path, message)
     try:
@@ -159,7 +170,63 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
         schedules=tuple(schedules),
         oauth=oauth,
         secrets=_secrets(config, (admin, metrics), schemes.specs.values(), oauth, webhooks),
+        connections=connections,
+        unconfigured_connections={
+            name: problem
+            for name, upstream in upstreams.items()
+            if upstream.connectable is not None and (problem := upstream.unconfigured)
+        },
+        scope_connections=_scope_connections(routes),
+        warnings=_oauth_warnings(oauth),
     )
+
+
+def _oauth_warnings(oauth: OAuthSpec | None) -> tuple[str, ...]:
+    identity = oauth.identity if oauth is not None else None
+    if identity is None or identity.allow_emails or identity.allow_domains:
+        return ()
+    return (
+        f"oauth.identity has no allow_emails or allow_domains: anyone with an account at "
+        f"{identity.issuer} can sign in and use every route their token's scopes open, the "
+        "operator's upstream credentials included (set OIDC_ALLOW_EMAILS or "
+        "OIDC_ALLOW_DOMAINS)",
+    )
+
+
+def _sealer(run: Compilation) -> Sealer | None:
+    """What encrypts users' credentials in the store: the configured keys; without any,
+    a key of this process for the memory store (nothing in it outlives the process), and
+    none for a durable store (its connection routes answer 503)."""
+    store = run.config.gateway.store
+    try:
+        keys = parse_keys(store.encryption_keys)
+    except InvalidKey as exc:
+        run.error(run.gateway_source, "$.store.encryption_keys", str(exc))
+        return None
+    if keys:
+        return Sealer(keys)
+    return process_sealer() if store.url.startswith("memory://") else None
+
+
+def _scope_connections(routes: Iterable[CompiledRoute]) -> dict[str, tuple[str, ...]]:
+    """Scope -> the upstreams users connect that routes needing the scope call."""
+    found: dict[str, list[str]] = {}
+    for route in routes:
+        if not any(spec.type == "oauth" for spec in route.accepts):
+            continue
+        if isinstance(route, ProxyRoute):
+            bindings = [route.upstream]
+        elif isinstance(route, PluginRoute):
+            bindings = list(route.clients.values())
+        else:
+            bindings = []
+        for binding in bindings:
+            if isinstance(binding.auth, (OAuth2ClientSpec, UserTokenSpec)):
+                for scope in route.scopes:
+                    names = found.setdefault(scope, [])
+                    if binding.name not in names:
+                        names.append(binding.name)
+    return {scope: tuple(names) for scope, names in found.items()}
 
 
 def _served_at(config: Config, url: str) -> Config:
@@ -177,11 +244,19 @@ def _secrets(
 ) -> frozenset[str]:
     """Every value redacted from answers and logs: interpolated secrets and every key."""
     found = {secret for source in config.sources() for secret in source.secrets}
+    found |= {
+        part.strip()
+        for entry in config.gateway.store.encryption_keys
+        for part in entry.split(",")
+        if part.strip()
+    }
     found |= {key.decode() for access in keyed for key in access.keys}
     found |= {key.decode() for spec in schemes for key in spec.keys}
     if oauth is not None:
         found |= {client.client_secret for client in oauth.clients if client.client_secret}
         found |= {password for password, _ in oauth.users.values()}
+        if oauth.identity is not None:
+            found.add(oauth.identity.client_secret)
     found |= {
         secret.decode()
         for webhook in webhooks

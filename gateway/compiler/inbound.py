@@ -27,6 +27,13 @@ class InboundSchemes:
             return None
         return f'auth "{name}" is not configured: set {", ".join(self.missing[name])}'
 
+    def resolve(self, declared: str | list[str] | None, default: str | list[str]) -> list[str]:
+        """The scheme names a route's `auth:` gives (one, a list, or the default);
+        `[]` for `none`."""
+        chosen = default if declared is None else declared
+        names = [chosen] if isinstance(chosen, str) else chosen
+        return [name for name in names if name != "none"]
+
 
 def compile_auth(run: Compilation) -> InboundSchemes:
     schemes = InboundSchemes()
@@ -55,6 +62,7 @@ def compile_auth(run: Compilation) -> InboundSchemes:
                 header=scheme.header,
                 query=scheme.query,
                 users=tuple(user for _, user in entries),
+                unconfigured=schemes.unconfigured(scheme.id),
             )
         elif isinstance(scheme, OAuthInbound):
             if run.config.gateway.oauth is None:
@@ -69,8 +77,10 @@ def compile_auth(run: Compilation) -> InboundSchemes:
                 scheme.id, "bearer_passthrough", jwt_only=scheme.format == "jwt"
             )
     default = run.config.gateway.defaults.auth
-    if default != "none" and default not in schemes.specs:
-        run.error(source, "$.defaults.auth", schemes.unknown(default))
+    for position, name in enumerate([default] if isinstance(default, str) else default):
+        where = "$.defaults.auth" if isinstance(default, str) else f"$.defaults.auth[{position}]"
+        if name != "none" and name not in schemes.specs:
+            run.error(source, where, schemes.unknown(name))
     return schemes
 
 

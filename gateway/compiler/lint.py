@@ -24,9 +24,13 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 
 
 def lint_document(
-    name: str, document: Mapping[str, Any], origins: Mapping[str, tuple[str, int]]
+    name: str,
+    document: Mapping[str, Any],
+    origins: Mapping[str, tuple[str, int]],
+    advice: str = "take routes out of it",
 ) -> list[LintIssue]:
-    """Every rule ``document`` breaks; ``origins`` maps operationId -> (file, line)."""
+    """Every rule ``document`` breaks (CHATGPT.md section 1 numbers them); ``origins`` maps
+    operationId -> (file, line); ``advice`` says how to make a document smaller."""
     issues: list[LintIssue] = []
 
     def add(message: str, operation_id: str | None = None, level: str = "error") -> None:
@@ -34,27 +38,34 @@ def lint_document(
         issues.append(LintIssue(level, name, message, file, line))
 
     if document.get("openapi") not in ("3.1.0", "3.1.1"):
-        add(f"`openapi` must be 3.1.0, got {document.get('openapi')!r}")
+        add(f"`openapi` must be 3.1.0, got {document.get('openapi')!r} (A1)")
     servers = document.get("servers") or []
     url = servers[0].get("url", "") if servers else ""
     if not url.startswith("https://"):
         add(
-            f"servers[0].url {url!r} is not https: ChatGPT refuses it; set server.public_url",
+            f"servers[0].url {url!r} is not https: ChatGPT refuses it (A3); set server.public_url",
             level="warning",
         )
     components = document.get("components")
     if not isinstance(components, dict) or not isinstance(components.get("schemas"), dict):
-        add("`components.schemas` must be an object (ChatGPT: schemas subsection is not an object)")
+        add(
+            "`components.schemas` must be an object "
+            "(ChatGPT: schemas subsection is not an object) (A8)"
+        )
     schemes = (components or {}).get("securitySchemes", {})
     if len(schemes) > 1:
         add(
             f"uses {len(schemes)} security schemes ({', '.join(sorted(schemes))}); "
-            "an action supports one"
+            "an action supports one (A13)"
         )
 
     operations = list(_operations(document))
     if len(operations) > MAX_OPERATIONS:
-        add(f"has {len(operations)} operations; an action allows at most {MAX_OPERATIONS}")
+        names = ", ".join(str(op.get("operationId")) for _, _, op in operations)
+        add(
+            f"has {len(operations)} operations; an action allows at most {MAX_OPERATIONS} "
+            f"(A5): {advice}. Its routes: {names}"
+        )
     counts = Counter(op.get("operationId") for _, _, op in operations)
     for path, method, operation in operations:
         operation_id = operation.get("operationId")

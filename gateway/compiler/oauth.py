@@ -11,17 +11,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from gateway.compiler.collect import Compilation
 from gateway.compiler.plugins import resolve_handler
-from gateway.config.model import OAuthServer
-from gateway.snapshot import OAuthClientSpec, OAuthSpec, PluginTarget
+from gateway.config.model import OAuthServer, OpenIdIdentity
+from gateway.snapshot import IdentitySpec, OAuthClientSpec, OAuthSpec, PluginTarget
 
 __all__ = ["Account", "Accounts", "compile_oauth", "oauth_accounts"]
 
 DEFAULT_ACCESS_TTL = 3600.0
 DEFAULT_REFRESH_TTL = 30 * 86400.0
 DEFAULT_CODE_TTL = 300.0
+DEFAULT_SESSION_TTL = 12 * 3600.0
+IDENTITY_CALLBACK = "/oauth/identity/callback"
+"""Where an OpenID provider sends the browser back (gateway.oauth.accounts serves it)."""
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 USERS_FROM = "$.oauth.users_from"
 _WHITESPACE = re.compile(r"\s")
 
@@ -149,6 +154,7 @@ def compile_oauth(run: Compilation) -> OAuthSpec | None:
     for path, message in accounts.errors:
         run.error(source, path, message)
     return OAuthSpec(
+        identity=_identity(run, settings.identity),
         issuer=run.config.gateway.server.public_url.rstrip("/"),
         clients=tuple(clients),
         scopes=dict(settings.scopes),
@@ -157,4 +163,51 @@ def compile_oauth(run: Compilation) -> OAuthSpec | None:
         access_ttl=settings.access_token_ttl or DEFAULT_ACCESS_TTL,
         refresh_ttl=settings.refresh_token_ttl or DEFAULT_REFRESH_TTL,
         code_ttl=settings.code_ttl or DEFAULT_CODE_TTL,
+        session_ttl=settings.session_ttl or DEFAULT_SESSION_TTL,
+    )
+
+
+def _listed(entries: list[str]) -> list[str]:
+    """Entries, each possibly holding several separated by commas (one `${VAR}`)."""
+    return [part.strip() for entry in entries for part in entry.split(",") if part.strip()]
+
+
+def _identity(run: Compilation, identity: OpenIdIdentity | None) -> IdentitySpec | None:
+    """The OpenID Connect provider users sign in with; off while its issuer or client id
+    is empty (optional variables left unset)."""
+    if identity is None or not (identity.issuer and identity.client_id):
+        return None
+    where = "$.oauth.identity"
+    issuer = identity.issuer.rstrip("/")
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query:
+        run.error(run.gateway_source, f"{where}.issuer", f"expected an https URL, got {issuer!r}")
+    if not identity.client_secret:
+        run.error(run.gateway_source, f"{where}.client_secret", "the client secret is empty")
+    allow_domains = _listed(identity.allow_domains)
+    allow_emails = _listed(identity.allow_emails)
+    for position, domain in enumerate(allow_domains):
+        if "@" in domain or not _DOMAIN.fullmatch(domain.lower()):
+            run.error(
+                run.gateway_source,
+                f"{where}.allow_domains[{position}]",
+                f"expected a domain such as example.com, got {domain!r}",
+            )
+    for position, address in enumerate(allow_emails):
+        if address.count("@") != 1:
+            run.error(
+                run.gateway_source,
+                f"{where}.allow_emails[{position}]",
+                f"expected an email address, got {address!r}",
+            )
+    scopes = tuple(dict.fromkeys(["openid", *identity.scopes]))
+    return IdentitySpec(
+        issuer=issuer,
+        client_id=identity.client_id,
+        client_secret=identity.client_secret,
+        scopes=scopes,
+        name=identity.name,
+        allow_emails=frozenset(address.lower() for address in allow_emails),
+        allow_domains=frozenset(domain.lower() for domain in allow_domains),
+        redirect_uri=run.config.gateway.server.public_url.rstrip("/") + IDENTITY_CALLBACK,
     )

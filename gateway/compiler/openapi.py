@@ -49,6 +49,8 @@ def build_documents(
     schemas: Mapping[str, Any],
     auth_specs: Mapping[str, InboundAuthSpec],
 ) -> Documents:
+    """The merged document and the profiles, each declaring exactly one security scheme
+    and holding the routes that accept it (and those open to anyone)."""
     compiled = {route.id: route for route in routes}
     declared: list[Route] = [
         route
@@ -58,19 +60,34 @@ def build_documents(
     ]
     origins = {route.id: (compiled[route.id].file, compiled[route.id].line) for route in declared}
     gateway = config.gateway
+    errors: list[tuple[str, str]] = []
+    lint: list[LintIssue] = []
+    candidates = [route for route in declared if route.merged]
+    merged_scheme = _merged_scheme(config, candidates, compiled, auth_specs, errors)
+    merged_routes, left_out = _accepting(candidates, compiled, merged_scheme)
     merged = _document(
         config,
-        declared,
+        merged_routes,
         compiled,
         schemas,
-        auth_specs,
+        merged_scheme,
         gateway.info.title,
         gateway.info.description,
     )
+    lint += lint_document("openapi.json", merged, origins, MERGED_ADVICE)
+    if left_out and merged_scheme is not None:
+        names = ", ".join(route.id for route in left_out)
+        lint.append(
+            LintIssue(
+                "warning",
+                "openapi.json",
+                f"leaves out {len(left_out)} route{'s' if len(left_out) > 1 else ''} that do "
+                f"not accept `{merged_scheme.id}`: {names} (add `{merged_scheme.id}` to their "
+                "`auth:`, or serve them in a profile)",
+            )
+        )
 
     profiles: dict[str, dict[str, Any]] = {}
-    lint: list[LintIssue] = []
-    errors: list[tuple[str, str]] = []
     by_id = {route.id: route for route in declared}
     for index, profile in enumerate(gateway.profiles):
         chosen: dict[str, Route] = {}
@@ -94,21 +111,107 @@ def build_documents(
                     )
                 )
             chosen.update((route.id, route) for route in tagged)
+        where = f"$.profiles[{index}].auth"
+        scheme = _named_scheme(profile.auth, auth_specs, where, errors)
+        if profile.auth is None:
+            scheme = _common_scheme(list(chosen.values()), compiled, auth_specs, merged_scheme)
+            if scheme is None and _needs_scheme(chosen.values(), compiled):
+                errors.append(
+                    (
+                        f"profile `{profile.id}`: its routes accept no auth scheme in common; "
+                        "set `auth:` to the one its document declares (routes that do not "
+                        "accept it are left out)",
+                        f"$.profiles[{index}]",
+                    )
+                )
+        included, _ = _accepting(list(chosen.values()), compiled, scheme)
         document = _document(
             config,
-            list(chosen.values()),
+            included,
             compiled,
             schemas,
-            auth_specs,
+            scheme,
             profile.title,
             profile.description,
         )
         profiles[profile.id] = document
-        lint += lint_document(f"profile {profile.id}", document, origins)
-    if not gateway.profiles:
-        lint += lint_document("openapi.json", merged, origins)
+        lint += lint_document(f"profile {profile.id}", document, origins, PROFILE_ADVICE)
 
     return Documents(merged, profiles, _ai_plugin(config, merged), tuple(lint), errors)
+
+
+MERGED_ADVICE = "leave routes out of it with `merged: false` on them, or serve them in a profile"
+PROFILE_ADVICE = "take routes out of the profile, or split it in two"
+
+
+def _named_scheme(
+    name: str | None,
+    auth_specs: Mapping[str, InboundAuthSpec],
+    where: str,
+    errors: list[tuple[str, str]],
+) -> InboundAuthSpec | None:
+    if name is None:
+        return None
+    spec = auth_specs.get(name)
+    if spec is None:
+        known = ", ".join(sorted(auth_specs)) or "none"
+        errors.append((f"auth scheme `{name}` is not declared in `auth` (known: {known})", where))
+    return spec
+
+
+def _merged_scheme(
+    config: Config,
+    routes: list[Route],
+    compiled: Mapping[str, CompiledRoute],
+    auth_specs: Mapping[str, InboundAuthSpec],
+    errors: list[tuple[str, str]],
+) -> InboundAuthSpec | None:
+    """`openapi.auth`; else the gateway's sign-in (the first `oauth` scheme) when a route
+    accepts it; else the scheme most routes accept (the first declared on a tie)."""
+    named = config.gateway.openapi.auth
+    if named is not None:
+        return _named_scheme(named, auth_specs, "$.openapi.auth", errors)
+    counts = {
+        spec.id: sum(1 for route in routes if spec in compiled[route.id].accepts)
+        for spec in auth_specs.values()
+    }
+    for spec in auth_specs.values():
+        if spec.type == "oauth" and counts[spec.id]:
+            return spec
+    best = max(auth_specs.values(), key=lambda spec: counts[spec.id], default=None)
+    return best if best is not None and counts[best.id] else None
+
+
+def _common_scheme(
+    routes: list[Route],
+    compiled: Mapping[str, CompiledRoute],
+    auth_specs: Mapping[str, InboundAuthSpec],
+    preferred: InboundAuthSpec | None,
+) -> InboundAuthSpec | None:
+    """A scheme every route with auth accepts: ``preferred`` if it is one, else the first
+    declared."""
+    guarded = [compiled[route.id].accepts for route in routes if compiled[route.id].accepts]
+    common = [spec for spec in auth_specs.values() if all(spec in accepts for accepts in guarded)]
+    if not guarded or not common:
+        return None
+    return preferred if preferred in common else common[0]
+
+
+def _needs_scheme(routes: Iterable[Route], compiled: Mapping[str, CompiledRoute]) -> bool:
+    return any(compiled[route.id].accepts for route in routes)
+
+
+def _accepting(
+    routes: list[Route], compiled: Mapping[str, CompiledRoute], scheme: InboundAuthSpec | None
+) -> tuple[list[Route], list[Route]]:
+    """(the routes a document with ``scheme`` holds: those accepting it and those open to
+    anyone; the others)."""
+    kept: list[Route] = []
+    left_out: list[Route] = []
+    for route in routes:
+        accepts = compiled[route.id].accepts
+        (kept if not accepts or scheme in accepts else left_out).append(route)
+    return kept, left_out
 
 
 def _document(
@@ -116,27 +219,24 @@ def _document(
     routes: list[Route],
     compiled: Mapping[str, CompiledRoute],
     schemas: Mapping[str, Any],
-    auth_specs: Mapping[str, InboundAuthSpec],
+    scheme: InboundAuthSpec | None,
     title: str,
     description: str,
 ) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    used_auth: set[str] = set()
+    secured = False
     for route in routes:
-        auth = compiled[route.id].auth
-        if auth is not None:
-            used_auth.add(auth.id)
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, auth)
+        route_scheme = scheme if compiled[route.id].accepts else None
+        secured = secured or route_scheme is not None
+        operation = _operation(route, route_scheme, compiled[route.id].scopes)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
     referenced = _referenced_schemas(paths, schemas)
     components: dict[str, Any] = {
         "schemas": {name: copy.deepcopy(schemas[name]) for name in sorted(referenced)}
         | {"Problem": PROBLEM_SCHEMA},
     }
-    security_schemes = {
-        name: _security_scheme(auth_specs[name], config) for name in sorted(used_auth)
-    }
-    if security_schemes:
-        components["securitySchemes"] = security_schemes
+    if scheme is not None and secured:
+        components["securitySchemes"] = {scheme.id: _security_scheme(scheme, config)}
     gateway = config.gateway
     return {
         "openapi": "3.1.0",
@@ -147,7 +247,9 @@ def _document(
     }
 
 
-def _operation(route: Route, auth: InboundAuthSpec | None) -> dict[str, Any]:
+def _operation(
+    route: Route, auth: InboundAuthSpec | None, scopes: tuple[str, ...]
+) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": route.id}
     if route.summary:
         operation["summary"] = route.summary
@@ -177,7 +279,10 @@ def _operation(route: Route, auth: InboundAuthSpec | None) -> dict[str, Any]:
         status: success,
         "default": {"description": "Error", "content": problem},
     }
-    operation["security"] = [{auth.id: list(route.scopes)}] if auth is not None else []
+    if auth is None:
+        operation["security"] = []
+    else:
+        operation["security"] = [{auth.id: list(scopes) if auth.type == "oauth" else []}]
     consequential = route.consequential
     operation["x-openai-isConsequential"] = (
         consequential if consequential is not None else route.method != "GET"

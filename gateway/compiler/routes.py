@@ -22,6 +22,7 @@ from gateway.config.source import SourceFile
 from gateway.snapshot import (
     BodyValidator,
     CompiledRoute,
+    InboundAuthSpec,
     ParamValidator,
     PassthroughAuth,
     PluginRoute,
@@ -30,6 +31,7 @@ from gateway.snapshot import (
     ResponseShape,
     StaticRoute,
     UpstreamCall,
+    UserTokenSpec,
 )
 
 __all__ = ["check_params", "compile_route"]
@@ -78,13 +80,10 @@ def compile_route(
     if route.static and route.response.body is None:
         run.error(source, f"{path}.response", "a static route needs `response.body`")
 
-    auth_name = route.auth or run.config.gateway.defaults.auth
-    auth = None
-    if auth_name != "none":
-        auth = schemes.specs.get(auth_name)
-        if auth is None:
-            run.error(source, f"{path}.auth", schemes.unknown(auth_name))
-    _check_scopes(run, source, path, route, auth is not None and auth.type == "oauth")
+    accepts = _accepts(run, source, path, route, schemes)
+    auth = accepts[0] if accepts else None
+    scopes = _scopes(route, file_upstream)
+    _check_scopes(run, source, path, route, scopes, any(a.type == "oauth" for a in accepts))
     declared_path_params = _path_params(run, source, path, route)
     body = _body(run, source, path, route, schemas)
     for kind, params in (("query", route.query), ("path_params", route.path_params)):
@@ -133,14 +132,15 @@ def compile_route(
         "file": source.name,
         "line": source.locate(path)[0],
         "auth": auth,
-        "scopes": tuple(route.scopes),
+        "accepts": tuple(accepts),
+        "scopes": scopes,
         "query_validator": ParamValidator.build("query", route.query),
         "path_validator": ParamValidator.build("path", declared_path_params),
         "body": body,
         "rate_limit": rate_limit,
         "response_status": response.status,
         "max_chars": response.max_chars or run.config.gateway.defaults.max_response_chars,
-        "unconfigured": _unconfigured(loaded, index, declared_upstream, schemes, auth_name)
+        "unconfigured": _unconfigured(loaded, index, declared_upstream, accepts)
         or (handler.unconfigured if handler is not None else None),
         "error_body": error_body,
     }
@@ -183,7 +183,7 @@ def _pass_statuses(route: Route, upstream: DeclaredUpstream) -> frozenset[int]:
     passed through) a refused credential."""
     if route.response.pass_statuses is not None:
         return frozenset(route.response.pass_statuses)
-    if isinstance(upstream.auth, PassthroughAuth):
+    if isinstance(upstream.auth, (PassthroughAuth, UserTokenSpec)):
         return DEFAULT_PASS_STATUSES | CREDENTIAL_STATUSES
     return DEFAULT_PASS_STATUSES
 
@@ -195,19 +195,57 @@ def _present(templates: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: value for key, value in templates.items() if value is not None}
 
 
+def _accepts(
+    run: Compilation, source: SourceFile, path: str, route: Route, schemes: InboundSchemes
+) -> list[InboundAuthSpec]:
+    """The schemes that open the route, in the declared order; [] for `none`."""
+    if isinstance(route.auth, list):
+        if not route.auth:
+            run.error(source, f"{path}.auth", "name at least one auth scheme, or `none`")
+        elif "none" in route.auth and len(route.auth) > 1:
+            run.error(source, f"{path}.auth", "`none` cannot be combined with other schemes")
+    names = schemes.resolve(route.auth, run.config.gateway.defaults.auth)
+    accepts: list[InboundAuthSpec] = []
+    for position, name in enumerate(names):
+        where = f"{path}.auth[{position}]" if isinstance(route.auth, list) else f"{path}.auth"
+        spec = schemes.specs.get(name)
+        if spec is None:
+            run.error(source, where, schemes.unknown(name))
+        elif spec in accepts:
+            run.error(source, where, f"auth scheme `{name}` is listed twice")
+        else:
+            accepts.append(spec)
+    return accepts
+
+
+def _scopes(route: Route, upstream: Upstream | None) -> tuple[str, ...]:
+    """The route's own scopes, else its file's upstream's."""
+    if route.scopes is not None:
+        return tuple(route.scopes)
+    return tuple(upstream.scopes) if upstream is not None else ()
+
+
 def _check_scopes(
-    run: Compilation, source: SourceFile, path: str, route: Route, oauth: bool
+    run: Compilation,
+    source: SourceFile,
+    path: str,
+    route: Route,
+    scopes: tuple[str, ...],
+    oauth: bool,
 ) -> None:
     if route.scopes and not oauth:
         run.error(source, f"{path}.scopes", "`scopes` need an `oauth` auth scheme")
+    if not oauth:
+        return
     oauth_settings = run.config.gateway.oauth
     declared = oauth_settings.scopes if oauth_settings else {}
-    for position, scope in enumerate(route.scopes):
-        if oauth and scope not in declared:
+    where = f"{path}.scopes" if route.scopes is not None else "$.upstream.scopes"
+    for position, scope in enumerate(scopes):
+        if scope not in declared:
             known = ", ".join(sorted(declared)) or "none"
             run.error(
                 source,
-                f"{path}.scopes[{position}]",
+                f"{where}[{position}]",
                 f"scope `{scope}` is not declared in gateway.yaml `oauth.scopes` (known: {known})",
             )
 
@@ -287,12 +325,15 @@ def _unconfigured(
     loaded: LoadedRoutes,
     index: int,
     upstream: DeclaredUpstream | None,
-    schemes: InboundSchemes,
-    auth_name: str,
+    accepts: list[InboundAuthSpec],
 ) -> str | None:
+    """Why the route answers 503: a secret of its upstream or of itself is unset, or every
+    scheme it accepts lacks its keys (one configured scheme is enough to serve)."""
     if upstream is not None and upstream.loaded is loaded and upstream.unconfigured:
         return upstream.unconfigured
     if variables := missing_under(loaded.source.missing, f"$.routes[{index}]"):
         route_id = loaded.content.routes[index].id
         return f'route "{route_id}" is not configured: set {", ".join(variables)}'
-    return schemes.unconfigured(auth_name)
+    if accepts and all(spec.unconfigured for spec in accepts):
+        return accepts[0].unconfigured
+    return None

@@ -33,6 +33,7 @@ RESERVED_PREFIXES = (
     "/chatgpt/oauth/",
     "/metrics",
     "/mcp",
+    "/connections",  # users' connections to upstreams (gateway.serve.accounts)
 )
 
 

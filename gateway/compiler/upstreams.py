@@ -15,23 +15,38 @@ from gateway.config.model import (
     PassthroughAuth,
     Retry,
     Upstream,
+    UserTokenAuth,
 )
+from gateway.sealed import Sealer
 from gateway.snapshot import (
+    ConnectableAuth,
     OAuth2ClientSpec,
     OutboundAuth,
     RetryPolicy,
     UpstreamBinding,
     UpstreamSettings,
+    UserTokenSpec,
 )
 from gateway.snapshot import PassthroughAuth as PassthroughSpec
 
-__all__ = ["DEFAULT_TIMEOUT", "DeclaredUpstream", "compile_upstreams", "retry_policy"]
+__all__ = [
+    "CONNECTIONS_PATH",
+    "DEFAULT_TIMEOUT",
+    "DeclaredUpstream",
+    "compile_upstreams",
+    "retry_policy",
+]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_BACKOFF = 0.2
 DEFAULT_DEADLINE = 40.0  # under ChatGPT's 45 s
 DEFAULT_REFRESH_MARGIN = 60.0
+CONNECTIONS_PATH = "/connections"
+NO_ENCRYPTION_KEY = (
+    "keeps users' credentials, and the store is durable: set `store.encryption_keys` "
+    "(GATEWAY_ENCRYPTION_KEYS; `gateway secret-key` makes one)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +62,26 @@ class DeclaredUpstream:
 
     @property
     def unconfigured(self) -> str | None:
-        """The 503 message while a variable of the `upstream:` section is unset."""
+        """The 503 message while a variable of the `upstream:` section is unset, or while
+        users' credentials cannot be kept (no encryption key for a durable store)."""
         variables = missing_under(self.loaded.source.missing, "$.upstream")
-        if not variables:
-            return None
-        return f'upstream "{self.settings.name}" is not configured: set {", ".join(variables)}'
+        if variables:
+            return f'upstream "{self.settings.name}" is not configured: set {", ".join(variables)}'
+        if isinstance(self.auth, (OAuth2ClientSpec, UserTokenSpec)) and self.auth.sealer is None:
+            return f'upstream "{self.settings.name}" {NO_ENCRYPTION_KEY}'
+        return None
+
+    @property
+    def connectable(self) -> ConnectableAuth | None:
+        """How a user connects this upstream, if users hold their own credentials for it."""
+        return self.auth if isinstance(self.auth, (OAuth2ClientSpec, UserTokenSpec)) else None
 
     def binding(self, retry: RetryPolicy) -> UpstreamBinding:
         return UpstreamBinding(self.settings, self.headers, retry, self.auth)
 
 
-def compile_upstreams(run: Compilation) -> dict[str, DeclaredUpstream]:
+def compile_upstreams(run: Compilation, sealer: Sealer | None) -> dict[str, DeclaredUpstream]:
+    """``sealer``: encrypts users' credentials in the store (None: no key, durable store)."""
     found: dict[str, DeclaredUpstream] = {}
     defaults = run.config.gateway.defaults
     public_url = run.config.gateway.server.public_url.rstrip("/")
@@ -89,7 +113,7 @@ def compile_upstreams(run: Compilation) -> dict[str, DeclaredUpstream]:
             max_connections=upstream.max_connections,
             max_answer_bytes=upstream.max_answer_bytes,
         )
-        headers, auth = _outbound(upstream, public_url)
+        headers, auth = _outbound(upstream, public_url, sealer)
         found[upstream.name] = DeclaredUpstream(settings, upstream, loaded, headers, auth)
     return found
 
@@ -106,7 +130,9 @@ def retry_policy(run: Compilation, retry: Retry | None, upstream: Upstream | Non
     )
 
 
-def _outbound(upstream: Upstream, public_url: str) -> tuple[dict[str, str], OutboundAuth | None]:
+def _outbound(
+    upstream: Upstream, public_url: str, sealer: Sealer | None
+) -> tuple[dict[str, str], OutboundAuth | None]:
     """Static headers of every call (upstream headers + static credentials), and the auth
     that acts per call (passthrough, a user's OAuth token) if any. A header whose value is
     empty (an optional `${VAR:-}` left unset) is not sent."""
@@ -118,6 +144,18 @@ def _outbound(upstream: Upstream, public_url: str) -> tuple[dict[str, str], Outb
         headers[auth.name] = auth.value
     elif isinstance(auth, PassthroughAuth):
         return headers, PassthroughSpec(auth.header)
+    elif isinstance(auth, UserTokenAuth):
+        return headers, UserTokenSpec(
+            upstream=upstream.name,
+            header=auth.header,
+            prefix=auth.prefix,
+            jwt_only=auth.format == "jwt",
+            title=auth.title or f"{upstream.name} token",
+            instructions=auth.instructions,
+            max_length=auth.max_length,
+            connect_url=f"{public_url}{CONNECTIONS_PATH}/{upstream.name}",
+            sealer=sealer,
+        )
     elif isinstance(auth, OAuth2AuthorizationCode):
         return headers, OAuth2ClientSpec(
             upstream=upstream.name,
@@ -131,5 +169,7 @@ def _outbound(upstream: Upstream, public_url: str) -> tuple[dict[str, str], Outb
             refresh_margin=DEFAULT_REFRESH_MARGIN
             if auth.refresh_margin is None
             else auth.refresh_margin,
+            connect_url=f"{public_url}{CONNECTIONS_PATH}/{upstream.name}",
+            sealer=sealer,
         )
     return headers, None

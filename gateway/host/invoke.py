@@ -73,7 +73,7 @@ async def invoke(target: PluginTarget, ctx: Context, request: PluginRequest) -> 
     except PluginError as exc:
         return Refused(exc.status, "plugin-refused", exc.detail, headers=exc.headers)
     except UpstreamNotConnected as exc:
-        return Refused(401, "upstream-not-connected", exc.detail)
+        return Refused(401, exc.slug, exc.detail)
     except UpstreamTimeout as exc:
         return Refused(504, "upstream-timeout", str(exc))
     except UpstreamError as exc:

@@ -11,9 +11,9 @@ from gateway.host.clients import PluginClient
 from gateway.plugin import Context
 from gateway.snapshot import OAuth2ClientSpec, PluginTarget, UpstreamBinding
 from gateway.store.backend import StoreBackend
-from gateway.upstream.auth import DEFAULT_USER, Caller
+from gateway.upstream.auth import Caller
 from gateway.upstream.outbound import Upstreams
-from gateway.upstream.tokens import UserConnection
+from gateway.upstream.tokens import DEFAULT_USER, UserConnection
 
 __all__ = ["PluginHost"]
 

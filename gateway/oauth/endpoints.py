@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 import msgspec
 from authlib.oauth2 import OAuth2Error
@@ -20,10 +21,18 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
 
 from gateway.logs import logger
+from gateway.oauth.accounts import (
+    CONNECTIONS_PATH,
+    connection_title,
+    identity_start_url,
+    locked_out,
+    peer,
+)
 from gateway.oauth.consent import browser_cookie, browser_id, new_browser_id, same_origin
-from gateway.oauth.page import page
+from gateway.oauth.page import ConnectionState, page
 from gateway.oauth.runtime import LoginRefused, OAuthRuntime, basic_client_id
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
+from gateway.oauth.sessions import Session, session_cookie
 
 __all__ = ["AUTHORIZE_PATHS", "TOKEN_PATHS", "ServerError", "oauth_handlers"]
 
@@ -35,6 +44,8 @@ TOKEN_PATHS = (TOKEN_PATH, "/chatgpt/oauth/token")
 EXPIRED = "This form expired: open the authorization link again."
 CROSS_SITE = "This form was sent from another site."
 WRONG_LOGIN = "Wrong username or password."
+SIGN_IN_FIRST = "Sign in first."
+_FORM_ONLY = ("csrf", "username", "password", "decision")
 
 
 class ServerError(OAuth2Error):  # type: ignore[misc]
@@ -60,18 +71,17 @@ def _described(error: OAuth2Error, values: dict[str, str]) -> OAuth2Error:
     return error
 
 
-def _locked_out(seconds: int) -> str:
-    return f"Too many failed sign-ins. Try again in {seconds} seconds."
-
-
 def _form_path(request: Request[Any, Any, Any]) -> str:
     """Where the consent form posts: the authorize path the page was opened at."""
     path = request.scope["path"]
     return path if path in AUTHORIZE_PATHS else AUTHORIZE_PATH
 
 
-def _peer(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+def _authorize_url(request: Request[Any, Any, Any], values: dict[str, str]) -> str:
+    """The authorization request as a GET of this page (to come back to after signing in
+    or connecting an upstream)."""
+    query = {key: value for key, value in values.items() if key not in _FORM_ONLY}
+    return f"{_form_path(request)}?{urlencode(query)}"
 
 
 def _too_many_client_failures(seconds: int) -> Response[bytes]:
@@ -111,6 +121,58 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
     def service() -> str:
         """What the consent page says the user signs in to: the gateway's `info.title`."""
         return str(runtime.current().openapi.get("info", {}).get("title") or "this service")
+
+    async def needed_connections(
+        server: GatewayAuthorizationServer, user: str, values: dict[str, str], back: str
+    ) -> list[ConnectionState]:
+        """The upstreams the asked scopes call with the user's own account, and whether
+        ``user`` has connected each."""
+        snapshot = runtime.current()
+        scopes = values.get("scope", "").split() or list(server.spec.scopes)
+        names = dict.fromkeys(
+            name for scope in scopes for name in snapshot.scope_connections.get(scope, ())
+        )
+        states = []
+        for name in names:
+            spec = snapshot.connections[name]
+            connected = await runtime.connections.connected_at(spec, user) is not None
+            link = f"{CONNECTIONS_PATH}/{name}?{urlencode({'next': back})}"
+            states.append(ConnectionState(name, connection_title(spec), connected, link))
+        return states
+
+    async def consent_page(
+        status: int,
+        server: GatewayAuthorizationServer,
+        request: Request[Any, Any, Any],
+        grant: Any,
+        values: dict[str, str],
+        session: Session | None,
+        error: str | None = None,
+        cookies: list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+        user: tuple[str, str] | None = None,
+    ) -> Response[Any]:
+        """The form: sign-in fields (or who is signed in), the scopes, the connections.
+        ``user``: (user id, name) signed in by this very request."""
+        back = _authorize_url(request, values)
+        signed_in = user or ((session.user, session.name) if session else None)
+        connections = (
+            await needed_connections(server, signed_in[0], values, back) if signed_in else []
+        )
+        return page(
+            status,
+            error,
+            spec=server.spec,
+            client=grant.client.spec.id,
+            service=service(),
+            values=values,
+            action=_form_path(request),
+            cookies=cookies or [],
+            headers=headers,
+            signed_in=signed_in[1] if signed_in else None,
+            connections=connections,
+            identity_url=identity_start_url(back),
+        )
 
     async def consent(
         server: GatewayAuthorizationServer, request: Request[Any, Any, Any], values: dict[str, str]
@@ -159,15 +221,19 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         except Exception:
             return server_error(server, oauth_request, grant)
         action = _form_path(request)
-        return page(
-            200,
-            spec=server.spec,
-            client=grant.client.spec.id,
-            service=service(),
-            values=values,
-            action=action,
-            cookies=[browser_cookie(browser, server.spec.issuer, action)],
-        )
+        try:
+            session = await runtime.sessions.get(request.cookies)
+            return await consent_page(
+                200,
+                server,
+                request,
+                grant,
+                values,
+                session,
+                cookies=[browser_cookie(browser, server.spec.issuer, action)],
+            )
+        except Exception:
+            return server_error(server, oauth_request, grant)
 
     @post(list(AUTHORIZE_PATHS), status_code=302)
     async def authorize(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -193,29 +259,64 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         oauth_request: Any,
         grant: Any,
     ) -> Response[Any]:
-        """The checked form: its token, then Allow (sign in) or Deny."""
+        """The checked form: its token, then Allow (signed in already, or signing in with
+        the form's password) or Deny. A password sign-in also starts a session; when the
+        asked scopes need upstreams the user has not connected, the page comes back
+        signed in, listing them, before anything is granted."""
         browser = browser_id(request.cookies)
         if browser is None or not await runtime.forms.take(values.get("csrf", ""), browser, values):
             return page(400, EXPIRED)
         # For the page shown again on a mistake: the same browser, the same request.
         values["csrf"] = await runtime.forms.issue(browser, values)
+        session = await runtime.sessions.get(request.cookies)
         user_id = None
         if values.get("decision") != "deny":
             username, password = values.get("username", ""), values.get("password", "")
-            try:
-                user_id = await runtime.sign_in(username, password, _peer(request))
-            except LoginRefused as refused:
-                wait = refused.retry_after
-                return page(
-                    401 if wait is None else 429,
-                    WRONG_LOGIN if wait is None else _locked_out(wait),
-                    spec=server.spec,
-                    client=grant.client.spec.id,
-                    service=service(),
-                    values=values,
-                    action=_form_path(request),
-                    headers={} if wait is None else {"Retry-After": str(wait)},
+            if session is not None and not username:
+                user_id = session.user
+            elif not username and not password:
+                return await consent_page(401, server, request, grant, values, None, SIGN_IN_FIRST)
+            else:
+                try:
+                    user_id = await runtime.sign_in(username, password, peer(request))
+                except LoginRefused as refused:
+                    wait = refused.retry_after
+                    return await consent_page(
+                        401 if wait is None else 429,
+                        server,
+                        request,
+                        grant,
+                        values,
+                        None,
+                        WRONG_LOGIN if wait is None else locked_out(wait),
+                        headers={} if wait is None else {"Retry-After": str(wait)},
+                    )
+                spec = server.spec
+                started = await runtime.sessions.start(user_id, username, spec.session_ttl)
+                cookie = session_cookie(started, spec.issuer, int(spec.session_ttl))
+                back = _authorize_url(request, values)
+                missing = [
+                    state
+                    for state in await needed_connections(server, user_id, values, back)
+                    if not state.connected
+                ]
+                if missing:
+                    return await consent_page(
+                        200,
+                        server,
+                        request,
+                        grant,
+                        values,
+                        None,
+                        cookies=[cookie],
+                        user=(user_id, username),
+                    )
+                answer = await asyncio.to_thread(
+                    server.create_authorization_response, oauth_request, user_id, grant
                 )
+                response = _answer(answer)
+                response.cookies.append(cookie)
+                return response
         # grant_user None: the user said no; authlib redirects with error=access_denied.
         answer = await asyncio.to_thread(
             server.create_authorization_response, oauth_request, user_id, grant
@@ -227,7 +328,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         server = await require_server()
         form = await request.form()
         values = {key: str(value) for key, value in form.items()}
-        ip = _peer(request)
+        ip = peer(request)
         client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
         if (wait := await runtime.client_blocked(ip, client_id)) is not None:
             return _too_many_client_failures(wait)

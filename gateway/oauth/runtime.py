@@ -16,11 +16,14 @@ from gateway.host.invoke import Returned, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import logger
 from gateway.oauth.consent import ConsentForms
+from gateway.oauth.identity import OpenIdSignIn
 from gateway.oauth.server import Client, GatewayAuthorizationServer
+from gateway.oauth.sessions import Sessions
 from gateway.oauth.tokens import OAuthTokens, digest
 from gateway.plugin import PluginRequest
-from gateway.snapshot import OAuthSpec, Snapshot
+from gateway.snapshot import IdentitySpec, OAuthSpec, Snapshot
 from gateway.store.throttle import Throttle
+from gateway.upstream.connections import Connections
 
 __all__ = ["LoginRefused", "OAuthRuntime", "TokenGrant", "TokenRefused", "basic_client_id"]
 
@@ -75,6 +78,10 @@ class OAuthRuntime:
         backend = host.backend
         self.tokens = OAuthTokens(backend.store, backend.locks)
         self.forms = ConsentForms(backend.store, backend.locks)
+        self.sessions = Sessions(backend.store)
+        upstreams = host.upstreams
+        self.connections = Connections(upstreams.tokens, upstreams.credentials)
+        self._identity: tuple[IdentitySpec, OpenIdSignIn] | None = None
         self.throttle = Throttle(backend.store, backend.limiter)
         self.host = host
         self.current = current
@@ -128,6 +135,16 @@ class OAuthRuntime:
                 "  The secret is not shown again.\n",
                 flush=True,
             )
+
+    def identity(self) -> OpenIdSignIn | None:
+        """The OpenID sign-in of the current `oauth.identity` (its discovery and keys
+        cached until the settings change)."""
+        spec = self.current().oauth
+        if spec is None or spec.identity is None:
+            return None
+        if self._identity is None or self._identity[0] != spec.identity:
+            self._identity = (spec.identity, OpenIdSignIn(spec.identity))
+        return self._identity[1]
 
     async def sign_in(self, username: str, password: str, ip: str) -> str:
         """The user id for these credentials; failures are throttled per address and per

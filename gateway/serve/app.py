@@ -32,6 +32,7 @@ from gateway.serve.webhook_guards import WebhookGuards
 from gateway.serve.webhooks import WebhookReceiver
 from gateway.store.throttle import Throttle
 from gateway.upstream.call import UpstreamCaller
+from gateway.upstream.credentials import UserCredentials
 from gateway.upstream.outbound import Upstreams
 from gateway.upstream.tokens import UpstreamTokens
 
@@ -238,7 +239,8 @@ def build_app(state: GatewayState) -> GatewayApp:
     """
     backend = state.backend
     tokens = UpstreamTokens(backend.store, backend.locks)
-    host = PluginHost(Upstreams(UpstreamCaller(state.pool), tokens), backend.stores)
+    credentials = UserCredentials(backend.store)
+    host = PluginHost(Upstreams(UpstreamCaller(state.pool), tokens, credentials), backend.stores)
     current = state.switch.get
     state.worker = Worker(backend.queue, host, current)
     state.scheduler = Scheduler(host, backend.locks, current)

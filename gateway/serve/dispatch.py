@@ -7,6 +7,7 @@ nothing here raises to the server.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -53,11 +54,12 @@ from gateway.snapshot import (
 from gateway.store.errors import STORE_ERRORS
 from gateway.store.ratelimit import RateLimiter
 from gateway.store.throttle import Throttle
-from gateway.upstream.auth import Caller
 
 __all__ = ["Dispatcher"]
 
 Scope = dict[str, Any]
+GATEWAY_TOKEN = re.compile(r"[A-Za-z0-9]{42}")
+"""The shape of the access tokens the gateway's authorization server issues."""
 _decode_json = msgspec.json.decode
 _encode_json = msgspec.json.encode
 
@@ -179,8 +181,16 @@ class Dispatcher:
         auth = route.auth
         if auth is None:
             return None
+        if len(route.accepts) > 1:
+            presented = _presented(route.accepts, exchange)
+            if presented is None:
+                metrics.auth_failed("bearer" if auth.type != "api_key" else "api_key")
+                raise _credentials_required(route.accepts)
+            auth = presented
+        if auth.unconfigured is not None:
+            raise Problem(503, "not-configured", auth.unconfigured)
         if auth.type == "oauth":
-            return await self._oauth_identity(route, exchange.headers)
+            return await self._oauth_identity(route, auth, exchange.headers)
         if auth.type != "api_key":  # a passed-through token is checked by its upstream
             return self._checked(auth, exchange)
         ip = client_ip(exchange.scope)
@@ -208,9 +218,11 @@ class Dispatcher:
                 problem.headers.append((b"www-authenticate", exc.challenge.encode()))
             raise problem from None
 
-    async def _oauth_identity(self, route: RouteCommon, headers: dict[str, str]) -> Identity:
+    async def _oauth_identity(
+        self, route: RouteCommon, auth: InboundAuthSpec, headers: dict[str, str]
+    ) -> Identity:
         """The caller of an `oauth` route: a valid, unexpired token with the route's scopes."""
-        if self.oauth is None or route.auth is None:
+        if self.oauth is None:
             raise Problem(503, "not-configured", "this gateway has no `oauth:` section")
         try:
             token = bearer_token(headers)
@@ -226,7 +238,7 @@ class Dispatcher:
             problem = Problem(exc.status, slug, exc.detail)
             problem.headers.append((b"www-authenticate", exc.challenge.encode()))
             raise problem from None
-        return Identity(route.auth.id, subject=grant.subject, user=grant.user_id)
+        return Identity(auth.id, subject=grant.subject, user=grant.user_id)
 
     async def _rate_limit(self, route: RouteCommon, exchange: Exchange) -> Headers:
         """RateLimit-* headers for the answer; raises a 429 problem when over the limit."""
@@ -310,7 +322,7 @@ class Dispatcher:
     ) -> Answer:
         target = route.plugin
         user = exchange.user
-        caller = Caller(user, exchange.headers)
+        caller = exchange.caller()
         ctx = self.host.context(target, route.clients, exchange.request_id, caller)
         request = PluginRequest(
             method=exchange.scope["method"],
@@ -326,8 +338,8 @@ class Dispatcher:
         )
         outcome = await invoke(target, ctx, request)
         if isinstance(outcome, Refused):
-            if outcome.slug == "upstream-not-connected":
-                raise not_connected(outcome.detail)
+            if outcome.slug in ("upstream-not-connected", "upstream-refused-credential"):
+                raise not_connected(outcome.detail, outcome.slug)
             if outcome.slug == "upstream-timeout":  # as before: one upstream-unreachable kind
                 raise Problem(502, "upstream-unreachable", outcome.detail)
             problem = Problem(outcome.status, outcome.slug, outcome.detail)
@@ -343,6 +355,54 @@ class Dispatcher:
             status, body, extra = route.response_status or 200, result, []
         answer = shaped_answer(status, body, route.max_chars)
         return Answer(answer.status, answer.content_type, answer.body, extra)
+
+
+def _presented(accepts: tuple[InboundAuthSpec, ...], exchange: Exchange) -> InboundAuthSpec | None:
+    """Which of a route's schemes the request speaks: an API key's header (or query
+    parameter) when sent; for `Authorization`, a gateway token (42 letters and digits) is
+    `oauth` and anything else (a JWT) is passed through; None when it sent none."""
+    headers = exchange.headers
+    for spec in accepts:
+        if spec.type == "api_key" and (
+            (spec.header and spec.header.lower() in headers)
+            or (spec.query and spec.query in exchange.query)
+        ):
+            return spec
+    bearers = [spec for spec in accepts if spec.type != "api_key"]
+    authorization = headers.get("authorization")
+    if authorization is None:
+        return None
+    if not bearers:
+        return accepts[0]
+    if len(bearers) == 1:
+        return bearers[0]
+    token = authorization.partition(" ")[2].strip()
+    gateway_token = GATEWAY_TOKEN.fullmatch(token) is not None
+    for spec in bearers:
+        if (spec.type == "oauth") == gateway_token:
+            return spec
+    return bearers[0]
+
+
+def _credentials_required(accepts: tuple[InboundAuthSpec, ...]) -> Problem:
+    """The 401 of a request that sent none of the credentials a route takes: each way."""
+    tokens = []
+    keys = []
+    for spec in accepts:
+        if spec.type == "oauth":
+            tokens.append("a token of this gateway's sign-in")
+        elif spec.type == "bearer_passthrough":
+            tokens.append("your own token")
+        elif spec.header:
+            keys.append(f"an API key in the {spec.header} header")
+        else:
+            keys.append(f"an API key in the `{spec.query}` query parameter")
+    ways = [f"`Authorization: Bearer <token>` with {' or '.join(tokens)}"] if tokens else []
+    ways += keys
+    problem = Problem(401, "unauthorized", f"credentials required: send {' or '.join(ways)}")
+    if any(spec.type != "api_key" for spec in accepts):
+        problem.headers.append((b"www-authenticate", b'Bearer realm="gateway"'))
+    return problem
 
 
 def _header_pairs(headers: Mapping[str, str]) -> Headers:

@@ -10,6 +10,7 @@ from gateway.serve.answers import Problem
 from gateway.serve.inbound import Identity
 from gateway.snapshot import RateLimitSpec, Snapshot
 from gateway.store.ratelimit import Decision
+from gateway.upstream.auth import Caller
 
 __all__ = ["Exchange", "client_ip", "not_connected", "rate_limited", "too_many_failures"]
 
@@ -32,6 +33,14 @@ class Exchange:
     def user(self) -> str | None:
         """The user the caller's credential stands for (an api key's user, a token's)."""
         return self.identity.user if self.identity is not None else None
+
+    def caller(self) -> Caller:
+        """On whose behalf upstreams are called: the user, the headers, and the caller's
+        own token when its scheme passes it through."""
+        identity = self.identity
+        if identity is None:
+            return Caller(None, self.headers)
+        return Caller(identity.user, self.headers, identity.token)
 
 
 def client_ip(scope: dict[str, Any]) -> str:
@@ -63,8 +72,11 @@ def rate_limited(spec: RateLimitSpec, decision: Decision) -> Problem:
     return problem
 
 
-def not_connected(detail: str) -> Problem:
-    """The 401 that tells the user to (re)connect an upstream."""
-    problem = Problem(401, "upstream-not-connected", detail)
+def not_connected(
+    detail: str, slug: str = "upstream-not-connected", connect_url: str | None = None
+) -> Problem:
+    """The 401 that tells the user to (re)connect an upstream (at ``connect_url``)."""
+    extra = {"connect_url": connect_url} if connect_url else {}
+    problem = Problem(401, slug, detail, **extra)
     problem.headers.append((b"www-authenticate", b'Bearer realm="upstream"'))
     return problem

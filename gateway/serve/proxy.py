@@ -18,7 +18,7 @@ from gateway.serve.answers import JSON, Answer, Problem, parse_answer, render, s
 from gateway.serve.exchange import Exchange, not_connected
 from gateway.snapshot import ProxyRoute
 from gateway.snapshot.templates import encode_json
-from gateway.upstream.auth import Caller, OutboundRequest
+from gateway.upstream.auth import OutboundRequest
 from gateway.upstream.call import UpstreamAnswer
 from gateway.upstream.outbound import Upstreams
 
@@ -36,10 +36,10 @@ class ProxyHandler:
     async def __call__(
         self, exchange: Exchange, route: ProxyRoute, context: dict[str, Any]
     ) -> Answer:
-        upstream = await self._call(exchange, route, context)
+        upstream, credential = await self._call(exchange, route, context)
         status, upstream_type, upstream_body = upstream.status, upstream.content_type, upstream.body
         if not 200 <= status < 300:
-            raise _upstream_problem(exchange, route, upstream)
+            raise _upstream_problem(exchange, route, upstream, credential)
         answer_status = route.response_status or status
         shape = route.shape
         if shape is None:
@@ -71,7 +71,8 @@ class ProxyHandler:
 
     async def _call(
         self, exchange: Exchange, route: ProxyRoute, context: dict[str, Any]
-    ) -> UpstreamAnswer:
+    ) -> tuple[UpstreamAnswer, str | None]:
+        """The upstream's answer, and the user's credential the call carried (if any)."""
         call = route.call
         path = _contained_path(str(render(route.id, call.path, context)))
         params = _query_values(
@@ -107,12 +108,11 @@ class ProxyHandler:
             params=params,
             data=data,
         )
-        caller = Caller(exchange.user, exchange.headers)
         started = time.perf_counter()
         try:
-            answer = await self.upstreams.send(route.upstream, request, caller)
+            answer = await self.upstreams.send(route.upstream, request, exchange.caller())
         except UpstreamNotConnected as exc:
-            raise not_connected(exc.detail) from None
+            raise not_connected(exc.detail, exc.slug, exc.connect_url) from None
         except UpstreamTimeout as exc:
             raise Problem(504, "upstream-timeout", str(exc)) from None
         except UpstreamTooLarge as exc:
@@ -129,18 +129,19 @@ class ProxyHandler:
                 answer.status,
                 (time.perf_counter() - started) * 1000,
             )
-        return answer
+        return answer, request.credential
 
 
-def _upstream_problem(exchange: Exchange, route: ProxyRoute, answer: UpstreamAnswer) -> Problem:
+def _upstream_problem(
+    exchange: Exchange, route: ProxyRoute, answer: UpstreamAnswer, credential: str | None
+) -> Problem:
     """The caller's answer to an upstream error: 404 and 429 as themselves, a refused
     pass-through credential as 401 with a hint, anything else 502 (the route may choose)."""
     # Redact the whole body before cutting: a secret crossing a cut-off window would not
     # match and leak its first characters into the excerpt.
     excerpt = exchange.snapshot.redact(answer.body.decode("utf-8", "replace"))
-    identity = exchange.identity
-    if identity is not None and identity.token:
-        excerpt = excerpt.replace(identity.token, "***")
+    if credential:  # the user's own token: not in the snapshot's list of secrets
+        excerpt = excerpt.replace(credential, "***")
     status, name = answer.status, route.upstream.name
     details = {"upstream_status": status, "upstream_excerpt": excerpt[:EXCERPT_CHARS]}
     if status not in route.pass_statuses:

@@ -56,4 +56,5 @@ def log_warnings(snapshot: Snapshot, previous: Snapshot | None = None) -> None:
 
 
 def _warnings(snapshot: Snapshot) -> set[str]:
-    return {warning for webhook in snapshot.webhooks.values() for warning in webhook.warnings}
+    found = {warning for webhook in snapshot.webhooks.values() for warning in webhook.warnings}
+    return found | set(snapshot.warnings)

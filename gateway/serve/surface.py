@@ -18,6 +18,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.logs import REQUEST_ID, logger
+from gateway.oauth.accounts import account_handlers
 from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
@@ -283,6 +284,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             replay_dead_letter,
             metrics_handler(state, throttle, STORE_PROBE_SECONDS),
             *oauth_handlers(oauth),
+            *account_handlers(oauth),
         ],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,

@@ -38,12 +38,14 @@ from gateway.snapshot.routes import (
 from gateway.snapshot.templates import CompiledTemplate
 from gateway.snapshot.upstreams import (
     IDEMPOTENT_METHODS,
+    ConnectableAuth,
     OAuth2ClientSpec,
     OutboundAuth,
     PassthroughAuth,
     RetryPolicy,
     UpstreamBinding,
     UpstreamSettings,
+    UserTokenSpec,
 )
 from gateway.snapshot.validation import BodyValidator, FieldError, ParamValidator
 
@@ -54,6 +56,7 @@ __all__ = [
     "CompiledSchedule",
     "CompiledTemplate",
     "CompiledWebhook",
+    "ConnectableAuth",
     "FieldError",
     "HmacSpec",
     "IdentitySpec",
@@ -84,4 +87,5 @@ __all__ = [
     "UpstreamCall",
     "UpstreamSettings",
     "UrlSecretSpec",
+    "UserTokenSpec",
 ]

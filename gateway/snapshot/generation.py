@@ -17,7 +17,7 @@ from litestar.config.cors import CORSConfig
 from gateway.snapshot.events import CompiledSchedule, CompiledWebhook, QueueSpec
 from gateway.snapshot.oauth import OAuthSpec
 from gateway.snapshot.routes import CompiledRoute, InboundAuthSpec, RouteTable
-from gateway.snapshot.upstreams import UpstreamSettings
+from gateway.snapshot.upstreams import ConnectableAuth, UpstreamSettings
 
 __all__ = ["LintIssue", "Snapshot", "StartupSettings", "ThrottleLimits"]
 
@@ -123,6 +123,17 @@ class Snapshot:
     schedules: tuple[CompiledSchedule, ...] = ()
     oauth: OAuthSpec | None = None
     secrets: frozenset[str] = field(repr=False, default=frozenset())
+    connections: Mapping[str, ConnectableAuth] = field(default_factory=dict)
+    """Upstream name -> how a user connects it (`user_token`, `oauth2_authorization_code`),
+    in declaration order: what /connections lists."""
+    unconfigured_connections: Mapping[str, str] = field(default_factory=dict)
+    """Upstream name -> why users cannot connect it yet (a secret unset, no encryption
+    key)."""
+    warnings: tuple[str, ...] = ()
+    """What the configuration leaves open, said once at start and by `gateway check`."""
+    scope_connections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """OAuth scope -> the connectable upstreams its routes call (shown on the consent
+    page)."""
 
     @property
     def store_url(self) -> str:

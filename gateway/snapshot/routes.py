@@ -45,6 +45,8 @@ class InboundAuthSpec:
     jwt_only: bool = False
     users: tuple[str | None, ...] = ()
     """For api_key: the user each key (same position) stands for, or None."""
+    unconfigured: str | None = None
+    """The 503 message while a secret of this scheme is unset (its keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,11 @@ class RouteCommon:
     file: str
     line: int
     auth: InboundAuthSpec | None
+    """The first scheme the route accepts (None: anyone may call)."""
     scopes: tuple[str, ...] = ()
     """OAuth scopes a token needs (routes with an `oauth` scheme)."""
+    accepts: tuple[InboundAuthSpec, ...] = ()
+    """Every scheme that opens the route, in the declared order (`auth` first)."""
     query_validator: ParamValidator
     path_validator: ParamValidator
     body: BodyValidator | None
@@ -81,6 +86,11 @@ class RouteCommon:
     """The 503 message when a secret this route needs is not set."""
     error_body: CompiledTemplate | None = None
     """Renders this route's error answers from the problem's fields (None: problem+json)."""
+
+    @property
+    def auth_text(self) -> str:
+        """The schemes that open the route, comma-separated (`none`: anyone)."""
+        return ",".join(spec.id for spec in self.accepts) or "none"
 
     @property
     def status_text(self) -> str:

@@ -6,14 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.sealed import Sealer
+
 __all__ = [
     "IDEMPOTENT_METHODS",
+    "ConnectableAuth",
     "OAuth2ClientSpec",
     "OutboundAuth",
     "PassthroughAuth",
     "RetryPolicy",
     "UpstreamBinding",
     "UpstreamSettings",
+    "UserTokenSpec",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -63,11 +67,34 @@ class OAuth2ClientSpec:
     scopes: tuple[str, ...]
     authorize_params: Mapping[str, str]
     refresh_margin: float
+    connect_url: str = ""
+    """Where a signed-in user connects this upstream: `<public_url>/connections/<name>`."""
+    sealer: Sealer | None = field(default=None, repr=False, compare=False)
+    """Encrypts the tokens kept in the store (None: no key for a durable store)."""
 
 
-OutboundAuth = PassthroughAuth | OAuth2ClientSpec
+@dataclass(frozen=True, slots=True)
+class UserTokenSpec:
+    """Each signed-in user's own credential for one upstream, pasted once at
+    ``connect_url`` and kept sealed; a caller's own passed-through token goes first."""
+
+    upstream: str
+    header: str
+    prefix: str
+    jwt_only: bool
+    title: str
+    instructions: str
+    max_length: int
+    connect_url: str
+    sealer: Sealer | None = field(default=None, repr=False, compare=False)
+
+
+OutboundAuth = PassthroughAuth | OAuth2ClientSpec | UserTokenSpec
 """The kinds of outbound auth that act per call; static credentials (bearer, header) are
 part of ``UpstreamBinding.headers`` and need no flow."""
+
+ConnectableAuth = OAuth2ClientSpec | UserTokenSpec
+"""The kinds a user connects at /connections."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 from gateway.snapshot import UpstreamBinding
 from gateway.upstream.auth import Caller, OutboundRequest, auth_flow
 from gateway.upstream.call import UpstreamAnswer, UpstreamCaller
+from gateway.upstream.credentials import UserCredentials
 from gateway.upstream.tokens import UpstreamTokens
 
 __all__ = ["Upstreams"]
@@ -21,9 +22,12 @@ __all__ = ["Upstreams"]
 class Upstreams:
     """One per process: ``await upstreams.send(binding, OutboundRequest(...), Caller(user))``."""
 
-    def __init__(self, caller: UpstreamCaller, tokens: UpstreamTokens) -> None:
+    def __init__(
+        self, caller: UpstreamCaller, tokens: UpstreamTokens, credentials: UserCredentials
+    ) -> None:
         self.caller = caller
         self.tokens = tokens
+        self.credentials = credentials
 
     async def send(
         self, binding: UpstreamBinding, request: OutboundRequest, caller: Caller
@@ -32,7 +36,7 @@ class Upstreams:
         UpstreamNotConnected when the user must (re)connect."""
         if binding.auth is None:  # static credentials only: no flow, no per-call cost
             return await self._send(binding, request)
-        flow = auth_flow(binding.auth, request, caller, self.tokens)
+        flow = auth_flow(binding.auth, request, caller, self.tokens, self.credentials)
         try:
             outgoing = await anext(flow)
             while True:

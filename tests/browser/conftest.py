@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page, Request, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
+USERNAME, PASSWORD = "ann", "ann-pass-1"
+"""The one user who signs in on the pages."""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -106,10 +108,15 @@ async def gateway_cli(folder: Path, env: Mapping[str, str], log_path: Path) -> A
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The gateway on the shipped config; its OAuth client is `gpt-client`."""
+    """The gateway on the shipped config; its OAuth client is `gpt-client`, its user ann."""
     require_chromium()
     folder = shipped_config(tmp_path_factory.mktemp("config"))
-    env = {**CLEAN_ENV, "OAUTH_CLIENT_ID": CLIENT_ID, "OAUTH_CLIENT_SECRET": GOOD_SECRET}
+    env = {
+        **CLEAN_ENV,
+        "OAUTH_CLIENT_ID": CLIENT_ID,
+        "OAUTH_CLIENT_SECRET": GOOD_SECRET,
+        "OMI_USERS": f"{USERNAME}:{PASSWORD}:uid_ann",
+    }
     async with gateway_cli(folder, env, folder / "gateway.log") as url:
         yield url
 

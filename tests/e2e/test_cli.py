@@ -54,10 +54,17 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
             assert (await r.json())["detail"] == (
                 'upstream "openai" is not configured: set OPENAI_API_KEY'
             )
-        async with http.get(f"{url}/apps/list") as r:
+        async with http.get(f"{url}/apps/list", headers={"X-API-Key": "k"}) as r:
             assert r.status == 503
             assert (await r.json())["detail"] == (
                 'auth "api_key" is not configured: set GATEWAY_API_KEY or API_KEY'
+            )
+        async with http.get(f"{url}/apps/list") as r:  # signed-in users are served
+            assert r.status == 401
+            assert r.headers["WWW-Authenticate"] == 'Bearer realm="gateway"'
+            assert (await r.json())["detail"] == (
+                "credentials required: send `Authorization: Bearer <token>` with a token of"
+                " this gateway's sign-in or an API key in the X-API-Key header"
             )
     # serving() sent SIGTERM and asserted exit status 0; the process is gone.
     with pytest.raises(ProcessLookupError):
@@ -67,7 +74,7 @@ async def test_serve_proxies_ambivo_and_reports_unconfigured(
     assert health["webhooks"]["ids"] == ["chatbetoEvents", "intercomEvents", "omiMemoryCreated"]
     assert health["store"] == "memory"
     unconfigured = {item["route"] for item in health["unconfigured"]}
-    assert {"listModels", "chatCompletion", "listApps"} <= unconfigured
+    assert {"listModels", "chatCompletion"} <= unconfigured
     assert not unconfigured & {"naturalQuery", "listTools", "runTool", "execute_natural_query"}
     assert body["success"] is True
     assert body["query"] == "leads"
@@ -157,7 +164,7 @@ def test_routes_table() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"ID {2,}METHOD {2}PATH {2,}UPSTREAM {2,}AUTH {2,}STATUS", lines[0])
-    assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "bearer", "ok"]
+    assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "oauth,bearer", "ok"]
     assert len(lines) == 1 + 30
     # Columns line up: every row starts its METHOD where the header does.
     column = lines[0].index("METHOD")
@@ -320,9 +327,10 @@ def test_routes_as_json_lists_routes_webhooks_and_schedules() -> None:
         "method": "POST",
         "path": "/query",
         "target": "ambivo",
-        "auth": "bearer",
+        "auth": "oauth,bearer",
+        "scopes": ["crm"],
         "file": "routes.d/ambivo.yaml",
-        "line": 12,
+        "line": 21,
         "status": "ok",
     }
     assert [w["id"] for w in inventory["webhooks"]] == [

@@ -173,7 +173,8 @@ async def test_bearer_is_required_and_must_be_a_jwt(
             assert r.headers["WWW-Authenticate"] == challenge
             problem = await r.json()
         assert problem["detail"] == (
-            "Authorization header required: send `Authorization: Bearer <token>`"
+            "credentials required: send `Authorization: Bearer <token>` with a token of this"
+            " gateway's sign-in or your own token"
         )
         assert problem["type"] == "urn:problem:gateway:unauthorized"
         cases = {

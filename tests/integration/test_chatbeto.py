@@ -460,7 +460,10 @@ async def test_errors_keep_the_original_shape_and_a_real_status(
     async with gateway(REPO, env(upstream)) as gw:
         status, headers, body = await call(gw, "GET", "/status", key=None)
         assert (status, headers["Content-Type"]) == (401, "application/json")
-        assert body == error("missing API key: send it in the X-API-Key header")
+        assert body == error(
+            "credentials required: send `Authorization: Bearer <token>` with a token of this"
+            " gateway's sign-in or an API key in the X-API-Key header"
+        )
         status, _, body = await call(gw, "GET", "/status", key="wrong")
         assert (status, body) == (401, error("invalid API key"))
         status, _, body = await call(gw, "POST", "/chat/completions", {"messages": []})

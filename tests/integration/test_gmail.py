@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from redis.asyncio import Redis
 
-from tests.conftest import REDIS_URL, REPO, GatewayFactory, RunningGateway
+from tests.conftest import REDIS_URL, REPO, TEST_ENCRYPTION_KEY, GatewayFactory, RunningGateway
 from tests.upstreams.google import GoogleState, decode_raw, google_app
 from tests.upstreams.server import Upstream, serve_upstream
 
@@ -80,7 +81,10 @@ async def post(gw: RunningGateway, path: str, body: dict[str, Any]) -> tuple[int
         return response.status, await response.json(content_type=None)
 
 
-async def check_gmail(gw: RunningGateway, state: GoogleState, upstream: Upstream) -> None:
+async def check_gmail(
+    gw: RunningGateway, state: GoogleState, upstream: Upstream, redis_namespace: str | None = None
+) -> None:
+    """``redis_namespace``: the gateway keeps its tokens there; they must be sealed."""
     assert await get(gw, "/gmail/auth/status") == (200, {"connected": False, "user": "default"})
     status, problem = await get(gw, "/gmail/messages")
     assert (status, problem["detail"]) == (
@@ -117,6 +121,8 @@ async def check_gmail(gw: RunningGateway, state: GoogleState, upstream: Upstream
     assert parse_qs(exchange.body.decode())["grant_type"] == ["authorization_code"]
     status, connected = await get(gw, "/gmail/auth/status")
     assert connected["connected"] is True
+    if redis_namespace is not None:
+        await assert_sealed(redis_namespace, state)
     assert 3500 < connected["access_token_expires_in"] <= 3600
 
     # Read.
@@ -207,9 +213,43 @@ async def test_gmail_with_redis(
     gateway: GatewayFactory, google: tuple[GoogleState, Upstream], redis_namespace: str
 ) -> None:
     state, upstream = google
+    extra = env(
+        upstream,
+        GATEWAY_STORE_URL=REDIS_URL,
+        GATEWAY_STORE_NAMESPACE=redis_namespace,
+        GATEWAY_ENCRYPTION_KEYS=TEST_ENCRYPTION_KEY,
+    )
+    async with gateway(REPO, extra) as gw:
+        await check_gmail(gw, state, upstream, redis_namespace)
+
+
+async def assert_sealed(namespace: str, state: GoogleState) -> None:
+    """The stored connection is a Fernet token: no refresh token readable in Redis."""
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        stored = await redis.get(f"{namespace}:oauth2:gmail:tokens:default")
+    finally:
+        await redis.aclose()
+    assert stored is not None
+    assert stored.startswith(b"gAAAAA")
+    assert state.refresh_tokens
+    for token in state.refresh_tokens:
+        assert token.encode() not in stored
+
+
+async def test_gmail_with_redis_needs_an_encryption_key(
+    gateway: GatewayFactory, google: tuple[GoogleState, Upstream], redis_namespace: str
+) -> None:
+    """Refresh tokens are never kept in Redis in plaintext: without a key, 503."""
+    _, upstream = google
     extra = env(upstream, GATEWAY_STORE_URL=REDIS_URL, GATEWAY_STORE_NAMESPACE=redis_namespace)
     async with gateway(REPO, extra) as gw:
-        await check_gmail(gw, state, upstream)
+        status, body = await get(gw, "/gmail/auth/status")
+    assert (status, body["detail"]) == (
+        503,
+        'upstream "gmail" keeps users\' credentials, and the store is durable: set '
+        "`store.encryption_keys` (GATEWAY_ENCRYPTION_KEYS; `gateway secret-key` makes one)",
+    )
 
 
 async def test_tokens_are_refreshed_before_they_expire(

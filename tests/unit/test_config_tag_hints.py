@@ -42,7 +42,7 @@ def test_outbound_auth_type_lists_every_scheme(tmp_path: Path) -> None:
     }
     assert errors_of(tmp_path, "", routes) == [
         'routes.d/a.yaml:5:11: Invalid value \'oauth2\' (expected one of: "none", "bearer",'
-        ' "header", "passthrough", "oauth2_authorization_code") - at `$.upstream.auth.type`'
+        ' "header", "passthrough", "oauth2_authorization_code", "user_token") - at `$.upstream.auth.type`'
     ]
 
 

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "gateway"
 
 LAYERS: list[set[str]] = [
-    {"errors", "logs", "filters", "metrics", "lean"},  # leaves
+    {"errors", "logs", "filters", "metrics", "lean", "sealed"},  # leaves
     {"plugin"},  # the plugin contract: what a plugin author sees
     {"config"},  # files -> typed config
     {"snapshot"},  # the compiled runtime types

@@ -80,7 +80,7 @@ CASES = [
     pytest.param(
         {"a": "upstream: {name: crm, base_url: 'http://x.test', auth: {type: beare}}\n"},
         [
-            'routes.d/a.yaml:1:63: Invalid value \'beare\' (expected one of: "none", "bearer", "header", "passthrough", "oauth2_authorization_code") - at `$.upstream.auth.type`'
+            'routes.d/a.yaml:1:63: Invalid value \'beare\' (expected one of: "none", "bearer", "header", "passthrough", "oauth2_authorization_code", "user_token") - at `$.upstream.auth.type`'
         ],
         id="bad-outbound-auth-tag",
     ),

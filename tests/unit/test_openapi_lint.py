@@ -40,8 +40,8 @@ def test_http_public_url_is_a_warning_not_an_error() -> None:
     snapshot = compile_config(load(REPO, environ={}))
     assert {issue.level for issue in snapshot.lint} == {"warning"}
     assert str(snapshot.lint[0]) == (
-        "warning: [profile ambivo] servers[0].url 'http://127.0.0.1:8080' is not https:"
-        " ChatGPT refuses it; set server.public_url"
+        "warning: [openapi.json] servers[0].url 'http://127.0.0.1:8080' is not https:"
+        " ChatGPT refuses it (A3); set server.public_url"
     )
 
 
@@ -122,12 +122,15 @@ def test_clean_document_has_no_issues() -> None:
     [
         pytest.param(
             document({"/a": {"get": operation()}}, openapi="3.0.1"),
-            ["`openapi` must be 3.1.0, got '3.0.1'"],
+            ["`openapi` must be 3.1.0, got '3.0.1' (A1)"],
             id="version",
         ),
         pytest.param(
             document({f"/p{i}": {"get": operation(operationId=f"op{i}")} for i in range(31)}),
-            ["has 31 operations; an action allows at most 30"],
+            [
+                "has 31 operations; an action allows at most 30 (A5): take routes out of it. "
+                "Its routes: " + ", ".join(f"op{i}" for i in range(31))
+            ],
             id="too-many-operations",
         ),
         pytest.param(
@@ -168,7 +171,8 @@ def test_clean_document_has_no_issues() -> None:
         pytest.param(
             {**document({"/a": {"get": operation()}}), "components": {}},
             [
-                "`components.schemas` must be an object (ChatGPT: schemas subsection is not an object)"
+                "`components.schemas` must be an object "
+                "(ChatGPT: schemas subsection is not an object) (A8)"
             ],
             id="no-schemas",
         ),
@@ -242,7 +246,7 @@ def test_clean_document_has_no_issues() -> None:
                     },
                 },
             ),
-            ["uses 2 security schemes (a, b); an action supports one"],
+            ["uses 2 security schemes (a, b); an action supports one (A13)"],
             id="two-schemes",
         ),
     ],

@@ -3,11 +3,15 @@
 Wire facts (shared/UPSTREAMS.md section 1): `Authorization: Bearer <JWT>`, body
 `{"query", "response_format"}`; answers JSON. An error may come inside a 200 body
 (`{"success": false, "error": ...}`), which the gateway must surface as an error.
+
+``refused``: JWTs (without ``Bearer``) this Ambivo no longer takes (revoked, expired): 401,
+as for a token that is not a JWT. The caller's set is read at each request.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from typing import Any
 
 from aiohttp import web
@@ -30,14 +34,15 @@ def answer(query: str) -> dict[str, Any]:
     }
 
 
-def ambivo_app() -> tuple[web.Application, Recorder]:
+def ambivo_app(refused: Container[str] = frozenset()) -> tuple[web.Application, Recorder]:
     recorder = Recorder()
     app = web.Application(middlewares=[recorder.middleware])
 
     async def natural_query(request: web.Request) -> web.Response:
         if "Authorization" not in request.headers:
             return web.json_response({"detail": "Authorization header required"}, status=401)
-        if not JWT.match(request.headers["Authorization"]):
+        authorization = request.headers["Authorization"]
+        if not JWT.match(authorization) or authorization.removeprefix("Bearer ") in refused:
             return web.json_response({"detail": "Invalid or expired token"}, status=401)
         payload = await request.json()
         query = payload.get("query", "")

@@ -31,6 +31,8 @@ from gateway.config.model.gateway_file import (
     OAuthInbound,
     OAuthServer,
     OAuthUser,
+    OpenApiSettings,
+    OpenIdIdentity,
     Profile,
     QueueSettings,
     ReloadSettings,
@@ -53,6 +55,7 @@ from gateway.config.model.routes import (
     Route,
     Upstream,
     UpstreamCall,
+    UserTokenAuth,
 )
 from gateway.config.model.webhooks import (
     HmacVerify,
@@ -88,6 +91,8 @@ __all__ = [
     "OAuthInbound",
     "OAuthServer",
     "OAuthUser",
+    "OpenApiSettings",
+    "OpenIdIdentity",
     "OutboundAuth",
     "Param",
     "PassthroughAuth",
@@ -109,6 +114,7 @@ __all__ = [
     "Upstream",
     "UpstreamCall",
     "UrlSecret",
+    "UserTokenAuth",
     "Webhook",
     "WebhookResponse",
     "WebhookRetry",

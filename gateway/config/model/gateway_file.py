@@ -34,6 +34,8 @@ __all__ = [
     "OAuthInbound",
     "OAuthServer",
     "OAuthUser",
+    "OpenApiSettings",
+    "OpenIdIdentity",
     "Profile",
     "QueueSettings",
     "ReloadSettings",
@@ -197,6 +199,28 @@ class OAuthUser(Base):
     """The user id the tokens carry (`auth.user` in templates)."""
 
 
+class OpenIdIdentity(Base):
+    """Sign-in with an external OpenID Connect provider ("Sign in with Google" is one):
+    its discovery document is read from the issuer, and a user is `<issuer>#<sub>`.
+    Register `<public_url>/oauth/identity/callback` as the client's redirect URI there."""
+
+    issuer: str
+    """The provider's issuer, e.g. `https://accounts.google.com` (empty: off)."""
+    client_id: str
+    """The gateway's client id at the provider."""
+    client_secret: str
+    """The gateway's client secret at the provider."""
+    name: str = "OpenID Connect"
+    """Shown on the sign-in button: "Sign in with <name>"."""
+    scopes: list[str] = msgspec.field(default_factory=lambda: ["openid", "email", "profile"])
+    """The scopes asked of the provider (`openid` is always sent)."""
+    allow_emails: list[str] = []
+    """Only these (verified) addresses may sign in; with `allow_domains` empty too,
+    anyone with an account at the provider may."""
+    allow_domains: list[str] = []
+    """Verified addresses of these domains may sign in, e.g. `example.com`."""
+
+
 class OAuthServer(Base):
     """The gateway as an OAuth 2 authorization server (authorization code + refresh)."""
 
@@ -220,6 +244,11 @@ class OAuthServer(Base):
     """How long a refresh token is valid (default 30 days)."""
     code_ttl: Duration | None = None
     """How long an authorization code can be exchanged for tokens (default 5m)."""
+    identity: OpenIdIdentity | None = None
+    """Sign-in with an external OpenID Connect provider, besides (or instead of) `users`
+    and `login_handler`."""
+    session_ttl: Duration | None = None
+    """How long a sign-in on the gateway's pages lasts in the browser (default 12h)."""
 
 
 class StoreSettings(Base):
@@ -231,6 +260,12 @@ class StoreSettings(Base):
     applied at restart."""
     namespace: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "gateway"
     """Prefix of every key, so that several gateways can share one Redis."""
+    encryption_keys: list[str] = []
+    """Fernet keys (`gateway secret-key` makes one) encrypting the secrets kept in the
+    store: users' connections and upstream refresh tokens. The first encrypts, all decrypt:
+    put a new key first and keep the old one while it is rotated out. An entry may hold
+    several, separated by commas. None set: with `memory://` a key made for the process;
+    with Redis, connections cannot be kept (their routes answer 503)."""
 
 
 class QueueSettings(Base):
@@ -256,8 +291,9 @@ class QueueSettings(Base):
 class Defaults(Base):
     """Settings every route inherits unless its upstream or itself says otherwise."""
 
-    auth: str = "none"
-    """Inbound auth of routes without `auth`: `none` or the id of a scheme in `auth`."""
+    auth: str | list[str] = "none"
+    """Inbound auth of routes without `auth`: `none`, the id of a scheme in `auth`, or a
+    list of them (any opens the route)."""
     timeout: Duration | None = None
     """Upstream call timeout of upstreams without `timeout` (default 30s)."""
     retry: Retry | None = None
@@ -271,6 +307,15 @@ class Defaults(Base):
     ChatGPT's 45s); a retry that would not fit is not made."""
 
 
+class OpenApiSettings(Base):
+    """The merged document, `/openapi.json`."""
+
+    auth: str | None = None
+    """The one security scheme it declares (an Action takes one); routes that do not
+    accept it are left out. Default: the `oauth` scheme when one is declared, else the
+    scheme most routes accept."""
+
+
 class Profile(Base):
     """An action profile: a subset of routes that is a valid ChatGPT Action on its own."""
 
@@ -280,6 +325,10 @@ class Profile(Base):
     """The `info.title` of the profile's OpenAPI document."""
     description: str
     """The `info.description` of the profile's OpenAPI document."""
+    auth: str | None = None
+    """The one security scheme the profile's document declares; its routes that do not
+    accept it are left out. Default: a scheme all its routes accept (the merged
+    document's if they all do)."""
     routes: list[Identifier] = []
     """Ids of the routes the profile includes."""
     tags: list[str] = []
@@ -339,6 +388,8 @@ class GatewayFile(Base):
     """Inbound auth schemes, named by routes in `auth:`."""
     defaults: Defaults = Defaults()
     """Settings every route inherits unless its upstream or itself says otherwise."""
+    openapi: OpenApiSettings = OpenApiSettings()
+    """The merged OpenAPI document."""
     profiles: list[Profile] = []
     """Action profiles: subsets of routes, each served as its own OpenAPI document."""
     oauth: OAuthServer | None = None

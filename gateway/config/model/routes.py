@@ -32,6 +32,7 @@ __all__ = [
     "Route",
     "Upstream",
     "UpstreamCall",
+    "UserTokenAuth",
 ]
 
 
@@ -85,7 +86,35 @@ class OAuth2AuthorizationCode(Base, tag="oauth2_authorization_code", tag_field="
     """Refresh this long before expiry (default 60s)."""
 
 
-OutboundAuth = NoOutboundAuth | BearerAuth | HeaderAuth | PassthroughAuth | OAuth2AuthorizationCode
+class UserTokenAuth(Base, tag="user_token", tag_field="type"):
+    """Each signed-in user's own credential for this upstream (such as their Ambivo JWT):
+    pasted once at `/connections/<upstream>`, kept encrypted, sent on that user's calls. A
+    caller that brings its own token (a `bearer_passthrough` route) has it passed through
+    instead. Nothing falls back to another user's or the operator's credential."""
+
+    header: HeaderName = "Authorization"
+    """The upstream header that carries the credential."""
+    prefix: str = "Bearer "
+    """Written before the credential in `header` (`""` for a bare key)."""
+    format: Literal["any", "jwt"] = "any"
+    """`jwt`: a pasted credential must have the shape of a JWT (three base64url parts)."""
+    title: str | None = None
+    """What the connect page asks for, e.g. `Ambivo API token` (default: `<upstream>
+    token`)."""
+    instructions: str = ""
+    """Shown on the connect page: where the user finds the credential."""
+    max_length: Annotated[int, msgspec.Meta(ge=16, le=65536)] = 8192
+    """The longest credential accepted."""
+
+
+OutboundAuth = (
+    NoOutboundAuth
+    | BearerAuth
+    | HeaderAuth
+    | PassthroughAuth
+    | OAuth2AuthorizationCode
+    | UserTokenAuth
+)
 
 
 class Upstream(Base):
@@ -108,6 +137,9 @@ class Upstream(Base):
     """Retries of this upstream's routes without `retry` (default `defaults.retry`)."""
     rate_limit: RateLimit | None = None
     """Shared by all routes of this upstream that do not set their own."""
+    scopes: list[str] = []
+    """OAuth scopes (of `oauth.scopes`) a gateway token needs for this upstream's routes,
+    those that set no `scopes` of their own."""
     max_answer_bytes: PositiveInt = 10_485_760
     """Largest upstream answer read (10 MiB); a larger one stops the read at the cap and is
     a 502 (memory stays bounded)."""
@@ -217,10 +249,13 @@ class Route(Base):
     """The OpenAPI operation's description."""
     tags: list[str] = []
     """The OpenAPI operation's tags; profiles select routes by tag."""
-    auth: str | None = None
-    """Inbound auth: `none` or the id of a scheme in gateway.yaml (default: defaults.auth)."""
-    scopes: list[str] = []
-    """With an `oauth` scheme: the scopes a token needs for this route."""
+    auth: str | list[str] | None = None
+    """Inbound auth: `none`, the id of a scheme in gateway.yaml, or a list of them, any of
+    which opens the route (`[oauth, api_key]`) (default: defaults.auth). Each served
+    document declares one scheme and lists the routes that accept it."""
+    scopes: list[str] | None = None
+    """With an `oauth` scheme: the scopes a token needs for this route (default: the
+    upstream's `scopes`)."""
     query: list[Param] = []
     """The query parameters accepted (validated; only these reach templates and the
     upstream)."""
@@ -254,3 +289,6 @@ class Route(Base):
     include_in_schema: bool = True
     """`false` leaves the route out of the OpenAPI documents (it still
     answers)."""
+    merged: bool = True
+    """`false` leaves the route out of the merged `/openapi.json` only (profiles still
+    include it): for a merged document over ChatGPT's 30 operations."""
