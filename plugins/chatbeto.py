@@ -114,6 +114,7 @@ async def create_conversation(ctx: Context, request: PluginRequest) -> PluginRes
         title=body.get("title") or (first or "New conversation")[:80],
         created_at=at,
         updated_at=at,
+        owner=request.user,
     )
     openai = _openai(ctx)
     openai_id = await openai.create_conversation(metadata(conversation), [])
@@ -141,7 +142,7 @@ async def add_message(ctx: Context, request: PluginRequest) -> dict[str, Any]:
     records, openai = _records(ctx), _openai(ctx)
     async with records.locked(f"chatbeto:conversation:{conversation_id}"):
         conversation = await records.conversation(conversation_id)
-        if conversation is None:
+        if conversation is None or not conversation.visible_to(request.user):
             raise PluginError(404, f"conversation {conversation_id} not found")
         user = Message(id=new_id("msg"), role=role, content=text, created_at=now_iso())
         if conversation.openai_id is None:  # recorded by a webhook, never created upstream
@@ -162,7 +163,7 @@ async def get_conversation(ctx: Context, request: PluginRequest) -> dict[str, An
     """`GET /conversations/{id}`: the conversation with its messages, oldest first."""
     conversation_id = str(request.path_params["id"])
     conversation = await _records(ctx).conversation(conversation_id)
-    if conversation is None:
+    if conversation is None or not conversation.visible_to(request.user):
         raise PluginError(404, f"conversation {conversation_id} not found")
     return ok({"conversation": conversation.detail()})
 
@@ -170,7 +171,8 @@ async def get_conversation(ctx: Context, request: PluginRequest) -> dict[str, An
 async def list_conversations(ctx: Context, request: PluginRequest) -> dict[str, Any]:
     """`GET /projects/{projectId}/conversations?limit=`: newest first, without messages."""
     project_id = str(request.path_params["projectId"])
-    found = await _records(ctx).in_project(project_id, int(request.query.get("limit") or 50))
+    limit = int(request.query.get("limit") or 50)
+    found = await _records(ctx).in_project(project_id, limit, request.user)
     return ok(
         {
             "projectId": project_id,

@@ -30,6 +30,10 @@ JobStatus = Literal["running", "completed", "failed", "interrupted"]
 JOB_SECONDS = 7 * 24 * 3600
 
 
+SCAN_LIMIT = 2_000
+"""Conversations of a project read at most to list one user's."""
+
+
 def now_iso() -> str:
     """`2026-08-27T10:15:30.123Z`."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -67,6 +71,13 @@ class Conversation(msgspec.Struct, frozen=True, kw_only=True):
     openai_id: str | None = None
     """The OpenAI conversation (`conv_...`); None until it exists upstream."""
     messages: tuple[Message, ...] = ()
+    owner: str | None = None
+    """The signed-in user who created it, who alone sees it; None: the operator's (API-key
+    callers, the bots' webhook), seen by the operator's callers only."""
+
+    def visible_to(self, user: str | None) -> bool:
+        """Whether a caller standing for ``user`` (None: the operator) may see it."""
+        return user is None or self.owner == user
 
     @property
     def upstream(self) -> str:
@@ -150,11 +161,20 @@ class Records:
             everything = await self._ids("chatbeto:conversations")
             await self.store.set("chatbeto:conversations", _encode([*everything, conversation.id]))
 
-    async def in_project(self, project_id: str, limit: int) -> list[Conversation]:
-        """The project's conversations, newest first."""
-        ids = (await self._ids(f"chatbeto:project:{project_id}"))[:limit]
-        found = await asyncio.gather(*(self.conversation(item) for item in ids))
-        return [conversation for conversation in found if conversation is not None]
+    async def in_project(
+        self, project_id: str, limit: int, user: str | None = None
+    ) -> list[Conversation]:
+        """The project's conversations ``user`` may see (None: the operator, all of them),
+        newest first; at most ``SCAN_LIMIT`` are read to find them."""
+        ids = (await self._ids(f"chatbeto:project:{project_id}"))[:SCAN_LIMIT]
+        seen: list[Conversation] = []
+        for start in range(0, len(ids), limit):
+            batch = ids[start : start + limit]
+            found = await asyncio.gather(*(self.conversation(item) for item in batch))
+            seen += [item for item in found if item is not None and item.visible_to(user)]
+            if len(seen) >= limit:
+                break
+        return seen[:limit]
 
     async def all_ids(self) -> list[str]:
         return await self._ids("chatbeto:conversations")

@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Iterable
 
 import msgspec
+from authlib.common.security import is_secure_transport
 from litestar.config.cors import CORSConfig
 
 from gateway.compiler.collect import Compilation
@@ -182,15 +183,25 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
 
 
 def _oauth_warnings(oauth: OAuthSpec | None) -> tuple[str, ...]:
-    identity = oauth.identity if oauth is not None else None
-    if identity is None or identity.allow_emails or identity.allow_domains:
+    """What leaves the authorization server open, or unable to work."""
+    if oauth is None:
         return ()
-    return (
-        f"oauth.identity has no allow_emails or allow_domains: anyone with an account at "
-        f"{identity.issuer} can sign in and use every route their token's scopes open, the "
-        "operator's upstream credentials included (set OIDC_ALLOW_EMAILS or "
-        "OIDC_ALLOW_DOMAINS)",
-    )
+    found = []
+    if not is_secure_transport(oauth.issuer):
+        found.append(
+            f"oauth: the public URL {oauth.issuer} is not https: the authorization server "
+            "refuses every request (only a loopback address may use http); set "
+            "GATEWAY_PUBLIC_URL (server.public_url)"
+        )
+    identity = oauth.identity
+    if identity is not None and not (identity.allow_emails or identity.allow_domains):
+        found.append(
+            f"oauth.identity has no allow_emails or allow_domains: anyone with an account at "
+            f"{identity.issuer} can sign in and use every route their token's scopes open, "
+            "the operator's upstream credentials included (set OIDC_ALLOW_EMAILS or "
+            "OIDC_ALLOW_DOMAINS)"
+        )
+    return tuple(found)
 
 
 def _sealer(run: Compilation) -> Sealer | None:

@@ -45,6 +45,8 @@ class Refused:
     detail: str
     headers: Mapping[str, str] = field(default_factory=dict, kw_only=True)
     """Headers the refusal asks a route to answer with (``PluginError(headers=...)``)."""
+    connect_url: str | None = field(default=None, kw_only=True)
+    """Where the user (re)connects the upstream, for `upstream-*` credential refusals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ async def invoke(target: PluginTarget, ctx: Context, request: PluginRequest) -> 
     except PluginError as exc:
         return Refused(exc.status, "plugin-refused", exc.detail, headers=exc.headers)
     except UpstreamNotConnected as exc:
-        return Refused(401, exc.slug, exc.detail)
+        return Refused(401, exc.slug, exc.detail, connect_url=exc.connect_url)
     except UpstreamTimeout as exc:
         return Refused(504, "upstream-timeout", str(exc))
     except UpstreamError as exc:

@@ -15,7 +15,11 @@ from urllib.parse import urlencode
 
 import msgspec
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError, UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749 import (
+    InsecureTransportError,
+    InvalidRequestError,
+    UnsupportedResponseTypeError,
+)
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -45,6 +49,10 @@ EXPIRED = "This form expired: open the authorization link again."
 CROSS_SITE = "This form was sent from another site."
 WRONG_LOGIN = "Wrong username or password."
 SIGN_IN_FIRST = "Sign in first."
+INSECURE = (
+    "OAuth needs this gateway's public URL to be https (set server.public_url, "
+    "GATEWAY_PUBLIC_URL); only a loopback address may use http."
+)
 _FORM_ONLY = ("csrf", "username", "password", "decision")
 
 
@@ -181,9 +189,12 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         the client is unknown or the redirect_uri missing or not registered (never a
         redirect there), else a redirect to the client with `error`, `error_description`
         and `state`. authlib sets the error's redirect_uri only once both were checked."""
-        oauth_request = form_request(
-            request.method, f"{server.spec.issuer}{AUTHORIZE_PATH}", values, request.headers
-        )
+        try:
+            oauth_request = form_request(
+                request.method, f"{server.spec.issuer}{AUTHORIZE_PATH}", values, request.headers
+            )
+        except InsecureTransportError:
+            return page(503, INSECURE)
         try:
             grant = await asyncio.to_thread(server.get_consent_grant, oauth_request)
         except OAuth2Error as raised:
@@ -332,9 +343,17 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
         if (wait := await runtime.client_blocked(ip, client_id)) is not None:
             return _too_many_client_failures(wait)
-        oauth_request = form_request(
-            "POST", f"{server.spec.issuer}{TOKEN_PATH}", values, request.headers
-        )
+        try:
+            oauth_request = form_request(
+                "POST", f"{server.spec.issuer}{TOKEN_PATH}", values, request.headers
+            )
+        except InsecureTransportError:
+            body = {"error": "server_error", "error_description": INSECURE}
+            return Response(
+                msgspec.json.encode(body),
+                status_code=503,
+                headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
+            )
         answer = await asyncio.to_thread(server.create_token_response, oauth_request)
         # A wrong client secret (or an unknown client) is a guess: counted.
         guessed = isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"

@@ -339,7 +339,7 @@ class Dispatcher:
         outcome = await invoke(target, ctx, request)
         if isinstance(outcome, Refused):
             if outcome.slug in ("upstream-not-connected", "upstream-refused-credential"):
-                raise not_connected(outcome.detail, outcome.slug)
+                raise not_connected(outcome.detail, outcome.slug, outcome.connect_url)
             if outcome.slug == "upstream-timeout":  # as before: one upstream-unreachable kind
                 raise Problem(502, "upstream-unreachable", outcome.detail)
             problem = Problem(outcome.status, outcome.slug, outcome.detail)

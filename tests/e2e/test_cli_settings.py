@@ -294,6 +294,6 @@ async def test_without_a_public_url_the_urls_handed_out_follow_the_port(tmp_path
     port = url.rsplit(":", 1)[1]
     checked = run("check", env={**CLEAN_ENV, "PORT": port})
     assert (
-        f"warning: [profile omi] servers[0].url '{url}' is not https: ChatGPT refuses it; "
-        "set server.public_url"
+        f"warning: [openapi.json] servers[0].url '{url}' is not https: ChatGPT refuses it"
+        " (A3); set server.public_url"
     ) in checked.stdout

@@ -320,3 +320,26 @@ async def test_which_scheme_a_bearer_token_is_for(headers: dict[str, str], detai
         async with gw.http.post(f"{gw.url}/query", json={"query": "x"}, headers=headers) as r:
             assert r.status == 401
             assert (await r.json())["detail"] == detail
+
+
+async def test_oauth_behind_an_http_public_url_says_what_to_fix() -> None:
+    """authlib refuses OAuth over http except on loopback: a clear 503, never a 500."""
+    env = {"GATEWAY_PUBLIC_URL": "http://gateway.lan", "OAUTH_CLIENT_ID": "gpt-client"}
+    env["OAUTH_CLIENT_SECRET"] = GOOD_SECRET
+    async with run_gateway(REPO, env) as gw:
+        assert gw.state.switch.get().warnings[0] == (
+            "oauth: the public URL http://gateway.lan is not https: the authorization server"
+            " refuses every request (only a loopback address may use http); set"
+            " GATEWAY_PUBLIC_URL (server.public_url)"
+        )
+        url = (await authorize_url(gw, "crm"))[0]
+        status, html = await page(gw, url.removeprefix(gw.url))
+        assert status == 503
+        assert (
+            "OAuth needs this gateway&#39;s public URL to be https (set server.public_url,"
+            " GATEWAY_PUBLIC_URL); only a loopback address may use http." in html
+        )
+        form = {"grant_type": "authorization_code", "code": "x", "client_id": "gpt-client"}
+        async with gw.http.post(f"{gw.url}/oauth/token", data=form) as r:
+            assert r.status == 503
+            assert (await r.json())["error"] == "server_error"

@@ -59,7 +59,7 @@ def test_the_merged_document_declares_only_the_gateway_sign_in(shipped: Snapshot
         }
     }
     scopes = {op_id: op["security"] for op_id, op in operations(document).items()}
-    assert len(scopes) == 26
+    assert len(scopes) == 24
     assert scopes["naturalQuery"] == [{"oauth": ["crm"]}]
     assert scopes["listGmailMessages"] == [{"oauth": ["mail.read"]}]
     assert scopes["sendGmailMessage"] == [{"oauth": ["mail.send"]}]
@@ -73,6 +73,9 @@ def test_the_merged_document_declares_only_the_gateway_sign_in(shipped: Snapshot
     # `merged: false`: signed-in users connect Gmail at /connections instead.
     assert "gmailAuthUrl" not in scopes
     assert "gmailAuthStatus" not in scopes
+    # The operator's: re-creating every user's ChatBETO conversations (API key only).
+    assert "startChatbetoSync" not in scopes
+    assert "getChatbetoSync" not in scopes
     assert shipped.lint == ()
 
 
