@@ -28,6 +28,7 @@ _CONFIG_PREFIXES = (
     "OMI_",
     "OAUTH_",
     "CHATBETO_",
+    "OIDC_",  # the sign-in provider (oauth.identity)
     "OTEL_",  # a developer's own collector: tests/e2e/test_traces.py sets its own
 )
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_URL", "_UUID")
@@ -42,13 +43,20 @@ CLEAN_ENV["GATEWAY_DRAIN"] = "0"
 
 @asynccontextmanager
 async def serving(
-    folder: Path, env: dict[str, str], log_path: Path, *args: str, killed: bool = False
+    folder: Path,
+    env: dict[str, str],
+    log_path: Path,
+    *args: str,
+    killed: bool = False,
+    port: int | None = None,
 ) -> AsyncIterator[tuple[str, int]]:
     """``(url, pid)`` of a running gateway; stopped with SIGTERM, which must exit 0.
 
     ``killed``: the test kills the process itself (SIGKILL), so it exits -9.
+    ``port``: listen there (a test that must know the URL before the start, e.g. to
+    register a redirect URI); by default a free port.
     """
-    port = free_port()
+    port = port or free_port()
     # Logs go to a file: an unread pipe fills up under load and would stall the server.
     log = log_path.open("w")
     process = subprocess.Popen(

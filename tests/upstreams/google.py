@@ -8,6 +8,11 @@ document): ``POST /token`` takes a form (``grant_type=authorization_code`` with 
 ``Token has been expired or revoked.``. Gmail lives under ``/gmail/v1/users/me/`` and wants
 ``Authorization: Bearer <access token>``; its errors use Google's ``{"error": {...}}`` envelope.
 
+Several Google accounts may connect through the one OAuth client: ``issue_code(account)``
+gives a code that signs in ``account``; the tokens issued for it (and refreshed from them)
+belong to that account (``account_of(access_token)``), and ``GET profile`` names it. Codes in
+``valid_codes`` belong to ``email_address``. The mailbox is shared by every account.
+
 The mailbox holds real RFC 822 messages (bytes, CRLF line ends, built with the ``email``
 package or given as they are); ``messages.get`` derives every format from them as the
 discovery document says: ``raw`` is the base64url of those bytes (no ``payload``), ``full``
@@ -133,8 +138,9 @@ def _decoded(part: Message) -> bytes:
     """A leaf part's content with its transfer encoding undone (Gmail's ``body.data``)."""
     if part.is_multipart():
         inner = part.get_payload()
+        first = inner[0] if isinstance(inner, list) and inner else None
         try:
-            return inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+            return first.as_bytes() if isinstance(first, Message) else b""
         except Exception:
             return b""
     payload = part.get_payload(decode=True)
@@ -264,6 +270,22 @@ class GoogleState:
     history_id: int = 100000
     corrupt_raw: set[str] = field(default_factory=set)
     """Message ids whose ``format=raw`` answer carries a ``raw`` that is not base64url."""
+    token_accounts: dict[str, str] = field(default_factory=dict)
+    """Authorization code, access or refresh token -> the Google account it belongs to
+    (absent: ``email_address``)."""
+
+    def issue_code(self, account: str) -> str:
+        """A fresh authorization code (usable once) that signs in ``account``."""
+        code = f"4/0A{secrets.token_urlsafe(24)}"
+        self.valid_codes.add(code)
+        self.token_accounts[code] = account
+        return code
+
+    def account_of(self, token: str) -> str | None:
+        """The account an issued access or refresh token belongs to (None: never issued)."""
+        if token not in self.access_tokens and token not in self.refresh_tokens | self.revoked:
+            return None
+        return self.token_accounts.get(token, self.email_address)
 
     def add_message(
         self,
@@ -329,9 +351,12 @@ class GoogleState:
         Google answers 401 although the client still thinks the token is fresh."""
         self.access_tokens.clear()
 
-    def issue_access_token(self) -> str:
+    def issue_access_token(self, account: str | None = None) -> str:
+        """A new access token, for ``account`` (None: ``email_address``)."""
         token = f"ya29.{secrets.token_urlsafe(32)}"
         self.access_tokens[token] = time.time() + self.access_ttl
+        if account is not None:
+            self.token_accounts[token] = account
         return token
 
     def access_valid(self, token: str) -> bool:
@@ -414,9 +439,13 @@ def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
                 return oauth_error(400, "invalid_grant", "Bad Request")
             state.valid_codes.discard(code)
             state.code_calls += 1
+            account = state.token_accounts.pop(code, None)
             refresh_token = f"1//{secrets.token_urlsafe(48)}"
             state.refresh_tokens.add(refresh_token)
-            return web.json_response(token_body(state.issue_access_token(), refresh_token))
+            if account is not None:
+                state.token_accounts[refresh_token] = account
+            access_token = state.issue_access_token(account)
+            return web.json_response(token_body(access_token, refresh_token))
         if grant_type == "refresh_token":
             refresh_token = str(form.get("refresh_token", ""))
             if not refresh_token:
@@ -427,7 +456,8 @@ def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
                 return oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
             state.refresh_calls += 1
             await asyncio.sleep(0.05)  # lets concurrent refreshes overlap
-            return web.json_response(token_body(state.issue_access_token(), None))
+            access_token = state.issue_access_token(state.token_accounts.get(refresh_token))
+            return web.json_response(token_body(access_token, None))
         return oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant_type}")
 
     async def list_messages(request: web.Request) -> web.Response:
@@ -514,9 +544,10 @@ def google_app(state: GoogleState) -> tuple[web.Application, Recorder]:
 
     async def profile(request: web.Request) -> web.Response:
         threads = {message.thread_id for message in state.messages.values()}
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
         return web.json_response(
             {
-                "emailAddress": state.email_address,
+                "emailAddress": state.account_of(token) or state.email_address,
                 "messagesTotal": len(state.messages),
                 "threadsTotal": len(threads),
                 "historyId": str(state.history_id),
