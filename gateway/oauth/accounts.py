@@ -340,8 +340,11 @@ def account_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             error=error,
         )
 
-    @post(f"{CONNECTIONS_PATH}/{{upstream:str}}", status_code=303)
-    async def connect(request: Request[Any, Any, Any]) -> Response[Any]:
+    async def connection_form(
+        request: Request[Any, Any, Any],
+    ) -> tuple[str, ConnectableAuth, Session, dict[str, str]] | Response[Any]:
+        """A POST about one of the user's connections: the upstream's name and how it is
+        connected, the session and the form (or the page saying why not)."""
         upstream = str(request.path_params["upstream"])
         oauth = spec_or_none()
         if oauth is None:
@@ -352,7 +355,14 @@ def account_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         checked = await signed_in_form(request, oauth)
         if isinstance(checked, Response):
             return checked
-        session, values = checked
+        return (upstream, spec, *checked)
+
+    @post(f"{CONNECTIONS_PATH}/{{upstream:str}}", status_code=303)
+    async def connect(request: Request[Any, Any, Any]) -> Response[Any]:
+        form = await connection_form(request)
+        if isinstance(form, Response):
+            return form
+        upstream, spec, session, values = form
         if (problem := unconfigured(upstream)) is not None:
             return message_page(503, "Not available", problem, next_path=CONNECTIONS_PATH)
         done = f"{CONNECTIONS_PATH}?{urlencode({'connected': upstream})}"
@@ -369,17 +379,10 @@ def account_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
 
     @post(f"{CONNECTIONS_PATH}/{{upstream:str}}/disconnect", status_code=303)
     async def disconnect(request: Request[Any, Any, Any]) -> Response[Any]:
-        upstream = str(request.path_params["upstream"])
-        oauth = spec_or_none()
-        if oauth is None:
-            return no_oauth()
-        spec = connectable(upstream)
-        if spec is None:
-            return not_found(upstream)
-        checked = await signed_in_form(request, oauth)
-        if isinstance(checked, Response):
-            return checked
-        session, _ = checked
+        form = await connection_form(request)
+        if isinstance(form, Response):
+            return form
+        upstream, spec, session, _ = form
         await runtime.connections.disconnect(spec, session.user)
         return Redirect(
             f"{CONNECTIONS_PATH}?{urlencode({'disconnected': upstream})}", status_code=303

@@ -13,7 +13,7 @@ from litestar.datastructures import Cookie
 from gateway.oauth.consent import origin_of
 from gateway.snapshot import OAuthSpec
 
-__all__ = ["STYLE", "ConnectionState", "content_security_policy", "page"]
+__all__ = ["STYLE", "ConnectionState", "content_security_policy", "html_response", "page"]
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem;
 line-height:1.4;color:#1f2328}
@@ -140,6 +140,17 @@ def page(
         identity_url=identity_url,
         passwords=spec is not None and bool(spec.users or spec.login),
     )
+    return html_response(html, status, form_target, cookies, headers)
+
+
+def html_response(
+    html: str,
+    status: int,
+    form_target: str | None = None,
+    cookies: Sequence[Cookie] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Response[str]:
+    """A page of the gateway's own: never cached, never framed, loading nothing."""
     return Response(
         html,
         status_code=status,

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import jinja2
-from litestar import MediaType, Response
+from litestar import Response
 from litestar.datastructures import Cookie
 
-from gateway.oauth.page import STYLE, content_security_policy
+from gateway.oauth.page import STYLE, html_response
 
 __all__ = ["ConnectionRow", "connect_page", "connections_page", "message_page", "signin_page"]
 
@@ -101,18 +101,7 @@ def _render(
     **values: object,
 ) -> Response[str]:
     html = _PAGES.get_template(template).render(title=title, style=STYLE, **values)
-    return Response(
-        html,
-        status_code=status,
-        media_type=MediaType.HTML,
-        headers={
-            "Cache-Control": "no-store",
-            "X-Frame-Options": "DENY",
-            "Content-Security-Policy": content_security_policy(form_target),
-            **(headers or {}),
-        },
-        cookies=list(cookies),
-    )
+    return html_response(html, status, form_target, cookies, headers)
 
 
 def signin_page(
