@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
     InsecureTransportError,
@@ -119,6 +120,18 @@ def _answer(answer: OAuthAnswer) -> Response[bytes]:
     return Response(encoded, status_code=answer.status, headers=headers)
 
 
+def _redirect(answer: OAuthAnswer, server: GatewayAuthorizationServer) -> Response[bytes]:
+    """An authorization response, with `iss` (RFC 9207) on its redirect: a client talking
+    to several servers can tell which one answered (mix-up attacks)."""
+    headers = [
+        (name, add_params_to_uri(value, [("iss", server.spec.issuer)]))
+        if name.lower() == "location"
+        else (name, value)
+        for name, value in answer.headers
+    ]
+    return _answer(OAuthAnswer(answer.status, answer.body, headers))
+
+
 def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
     async def require_server() -> GatewayAuthorizationServer:
         server = await runtime.server()
@@ -200,7 +213,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         except OAuth2Error as raised:
             error = _described(raised, values)
             if error.redirect_uri:
-                return _answer(server.handle_error_response(oauth_request, error))
+                return _redirect(server.handle_error_response(oauth_request, error), server)
             return page(400, f"{error.error}: {error.description or ''}")
         return oauth_request, grant
 
@@ -215,7 +228,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             state=oauth_request.payload.state,
             redirect_uri=grant.redirect_uri,
         )
-        return _answer(server.handle_error_response(oauth_request, error))
+        return _redirect(server.handle_error_response(oauth_request, error), server)
 
     @get(list(AUTHORIZE_PATHS))
     async def authorize_page(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -325,14 +338,14 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
                 answer = await asyncio.to_thread(
                     server.create_authorization_response, oauth_request, user_id, grant
                 )
-                response = _answer(answer)
+                response = _redirect(answer, server)
                 response.cookies.append(cookie)
                 return response
         # grant_user None: the user said no; authlib redirects with error=access_denied.
         answer = await asyncio.to_thread(
             server.create_authorization_response, oauth_request, user_id, grant
         )
-        return _answer(answer)
+        return _redirect(answer, server)
 
     @post(list(TOKEN_PATHS), status_code=200)
     async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -373,6 +386,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
             "scopes_supported": list(server.spec.scopes),
         }
 

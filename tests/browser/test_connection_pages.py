@@ -110,6 +110,7 @@ async def test_the_consent_page_lists_and_connects_what_the_scopes_need(
     await page.get_by_role("button", name="Allow").click()
     await page.wait_for_url(f"{CALLBACK}?*")
     query = {key: values[0] for key, values in parse_qs(urlsplit(page.url).query).items()}
-    assert set(query) == {"code", "state"}
+    assert set(query) == {"code", "state", "iss"}
+    assert query["iss"] == site
     assert query["state"] == state
     assert tab.errors == []

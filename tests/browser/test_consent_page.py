@@ -70,6 +70,7 @@ async def test_the_consent_page_and_deny(site: str, tab: Tab, tmp_path: Path) ->
         "error": "access_denied",
         "error_description": "The resource owner or authorization server denied the request",
         "state": state,
+        "iss": site,
     }
     assert await page.locator("body").inner_text() == "the client's callback, answered by the test"
     # The one request off 127.0.0.1: the gateway's redirect there, answered here.

@@ -146,7 +146,7 @@ async def test_the_other_errors_go_back_to_the_client(gw: RunningGateway) -> Non
         assert status == 302, params
         assert sent_back(location) == (
             CALLBACK,
-            {"error": error, "error_description": description, "state": state},
+            {"error": error, "error_description": description, "state": state, "iss": gw.url},
         ), params
     # Without a state in the request, none in the answer.
     url, _ = authorization_url(gw, response_type="token", state=None)
@@ -158,6 +158,7 @@ async def test_the_other_errors_go_back_to_the_client(gw: RunningGateway) -> Non
             {
                 "error": "unsupported_response_type",
                 "error_description": "Only response_type=code is supported.",
+                "iss": gw.url,  # RFC 9207: which server answered
             },
         ),
     )
@@ -176,6 +177,7 @@ async def test_deny_sends_access_denied_back(gw: RunningGateway) -> None:
                 "error": "access_denied",
                 "error_description": "The resource owner or authorization server denied the request",
                 "state": state,
+                "iss": gw.url,
             },
         )
 
@@ -198,7 +200,12 @@ async def test_a_failure_on_our_side_is_a_server_error_for_the_client(
         assert failed.status == 302
         assert sent_back(failed.headers["Location"]) == (
             CALLBACK,
-            {"error": "server_error", "error_description": SERVER_ERROR, "state": state},
+            {
+                "error": "server_error",
+                "error_description": SERVER_ERROR,
+                "state": state,
+                "iss": gw.url,
+            },
         )
     # The page cannot issue its form token: the same, before any form is shown.
     monkeypatch.setattr(ConsentForms, "issue", store_away)
@@ -206,5 +213,13 @@ async def test_a_failure_on_our_side_is_a_server_error_for_the_client(
     status, location, _ = await answer(gw, url)
     assert (status, sent_back(location)) == (
         302,
-        (CALLBACK, {"error": "server_error", "error_description": SERVER_ERROR, "state": state}),
+        (
+            CALLBACK,
+            {
+                "error": "server_error",
+                "error_description": SERVER_ERROR,
+                "state": state,
+                "iss": gw.url,
+            },
+        ),
     )

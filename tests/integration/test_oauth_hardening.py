@@ -134,6 +134,7 @@ async def test_pkce_is_s256_only(tmp_path: Path) -> None:
                         "error": ["invalid_request"],
                         "error_description": [UNSUPPORTED],
                         "state": [state],
+                        "iss": [gw.url],
                     },
                 ), extra
         # A form switched to plain after the page was shown: refused the same way.
@@ -155,6 +156,7 @@ async def test_pkce_is_s256_only(tmp_path: Path) -> None:
                         "error": ["invalid_request"],
                         "error_description": [UNSUPPORTED],
                         "state": [state],
+                        "iss": [gw.url],
                     },
                 )
 

@@ -170,6 +170,11 @@ InboundAuth = ApiKeyAuth | BearerPassthroughAuth | OAuthInbound
 CHATGPT_CALLBACKS = [
     "https://chatgpt.com/aip/*/oauth/callback",
     "https://chat.openai.com/aip/*/oauth/callback",
+    # MCP connectors: ChatGPT's apps and Claude's.
+    "https://chatgpt.com/connector_platform_oauth_redirect",
+    "https://chatgpt.com/connector/oauth/*",
+    "https://claude.ai/api/mcp/auth_callback",
+    "https://claude.com/api/mcp/auth_callback",
 ]
 
 
@@ -183,7 +188,11 @@ class OAuthClient(Base):
     client_secret: str = ""
     """Set together with `client_id`; empty: generated with it, printed once."""
     redirect_uris: list[str] = msgspec.field(default_factory=lambda: list(CHATGPT_CALLBACKS))
-    """Allowed redirect URIs; `*` stands for one path segment."""
+    """Allowed redirect URIs; `*` stands for one path segment. Default: ChatGPT's Actions
+    (`https://chatgpt.com/aip/*/oauth/callback`, and on chat.openai.com), ChatGPT's MCP
+    connectors (`https://chatgpt.com/connector_platform_oauth_redirect`,
+    `https://chatgpt.com/connector/oauth/*`) and Claude's
+    (`https://claude.ai/api/mcp/auth_callback`, on claude.com too)."""
     scopes: list[str] | None = None
     """Scopes this client may ask for (default: all declared)."""
 
