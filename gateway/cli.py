@@ -109,6 +109,51 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _tool_names(snapshot: Snapshot) -> dict[str, str]:
+    """Route id -> its MCP tool's name, for routes some MCP endpoint offers."""
+    return {tool.route: tool.name for toolset in snapshot.mcp.values() for tool in toolset.tools}
+
+
+def _cmd_mcp_tools(args: argparse.Namespace) -> int:
+    snapshot = _snapshot_or_exit(args.config_dir)
+    toolset = snapshot.mcp.get(args.profile)
+    if toolset is None:
+        known = ", ".join(sorted(key for key in snapshot.mcp if key)) or "none"
+        print(f"no profile `{args.profile}` (known: {known})", file=sys.stderr)
+        return 1
+    endpoint = "/mcp" if args.profile is None else f"/mcp/{args.profile}"
+    if args.json:
+        listed = [
+            {
+                "name": tool.name,
+                "title": tool.title,
+                "description": tool.description,
+                "inputSchema": tool.input_schema,
+                **({"outputSchema": tool.output_schema} if tool.output_schema else {}),
+                "annotations": tool.annotations,
+                "route": tool.route,
+                "scopes": list(tool.scopes),
+            }
+            for tool in toolset.tools
+        ]
+        print(json.dumps({"endpoint": endpoint, "tools": listed}, indent=2, default=dict))
+        return 0
+    hints = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+    letters = "RDIO"
+    for tool in toolset.tools:
+        flags = "".join(
+            letter if tool.annotations[hint] else "-"
+            for letter, hint in zip(letters, hints, strict=True)
+        )
+        arguments = ", ".join(tool.input_schema.get("properties", {})) or "-"
+        print(f"{tool.name:<28} {flags}  {tool.method} {tool.path}  ({arguments})")
+    print(
+        f"{len(toolset.tools)} tools at {endpoint} (R read-only, D destructive, I idempotent,"
+        f" O open world); auth: {toolset.scheme or 'none'}"
+    )
+    return 0
+
+
 def _cmd_secret_key(args: argparse.Namespace) -> int:
     print(new_key())
     return 0
@@ -146,10 +191,20 @@ def _cmd_routes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_inventory(snapshot), indent=2))
         return 0
-    rows = [("ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "STATUS")]
+    rows = [("ID", "METHOD", "PATH", "UPSTREAM", "AUTH", "TOOL", "STATUS")]
+    tools = _tool_names(snapshot)
     for route in snapshot.routes:
+        tool = tools.get(route.id, "-")
         rows.append(
-            (route.id, route.method, route.path, _target(route), route.auth_text, route.status_text)
+            (
+                route.id,
+                route.method,
+                route.path,
+                _target(route),
+                route.auth_text,
+                tool,
+                route.status_text,
+            )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -173,6 +228,7 @@ def _inventory(snapshot: Snapshot) -> dict[str, Any]:
                 "target": _target(route),
                 "auth": route.auth_text,
                 "scopes": list(route.scopes),
+                "tool": _tool_names(snapshot).get(route.id),
                 "file": route.file,
                 "line": route.line,
                 "status": route.status_text,
@@ -399,6 +455,14 @@ def _parser() -> argparse.ArgumentParser:
     schema = command("schema", "write the JSON Schemas of the config files to schemas/config/")
     schema.add_argument("--check", action="store_true", help="fail if the files are out of date")
     schema.set_defaults(run=_cmd_schema)
+    mcp = commands.add_parser("mcp", help="inspect the MCP endpoints")
+    mcp_actions = mcp.add_subparsers(dest="action", required=True)
+    tools = _with_config_dir(
+        mcp_actions.add_parser("tools", help="print the tools of /mcp (or of /mcp/<profile>)")
+    )
+    tools.add_argument("--profile", help="one profile's endpoint (default: /mcp)")
+    tools.add_argument("--json", action="store_true", help="the tools as tools/list lists them")
+    tools.set_defaults(run=_cmd_mcp_tools)
     secret_key = commands.add_parser(
         "secret-key", help="print a new key for store.encryption_keys (GATEWAY_ENCRYPTION_KEYS)"
     )

@@ -34,6 +34,7 @@ __all__ = [
     "reloaded",
     "request_done",
     "store_up",
+    "tool_called",
     "upstream_answered",
     "upstream_failed",
     "webhook_dead_lettered",
@@ -153,6 +154,13 @@ _oauth_tokens = Counter(
     ["grant_type"],
     registry=REGISTRY,
 )
+_tool_calls = Counter(
+    "gateway_mcp_tool_calls",
+    "MCP tool calls, by tool (a compiled name) and outcome: ok, error (the route answered an "
+    "error: isError), invalid (a malformed call: a JSON-RPC error).",
+    ["tool", "outcome"],
+    registry=REGISTRY,
+)
 
 for _outcome in ("ok", "refused", "unchanged"):  # present from the start: rate() needs a zero
     _reloads.labels(_outcome)
@@ -232,6 +240,11 @@ def reloaded(outcome: str) -> None:
 
 def oauth_token_issued(grant_type: str) -> None:
     _oauth_tokens.labels(grant_type).inc()
+
+
+def tool_called(tool: str, outcome: str) -> None:
+    """``tool``: a name the snapshot compiled (an unknown one is counted as `_unknown`)."""
+    _tool_calls.labels(tool, outcome).inc()
 
 
 def config_loaded(version: str) -> None:

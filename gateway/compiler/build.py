@@ -20,6 +20,7 @@ from litestar.config.cors import CORSConfig
 
 from gateway.compiler.collect import Compilation
 from gateway.compiler.inbound import compile_admin, compile_auth, compile_metrics
+from gateway.compiler.mcp import build_toolsets
 from gateway.compiler.oauth import compile_oauth
 from gateway.compiler.openapi import build_documents
 from gateway.compiler.routes import compile_route
@@ -97,6 +98,9 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
     table = build_table(routes)
     check_webhook_paths(run, webhooks, table)
     documents = build_documents(config, routes, schemas, schemes.specs)
+    toolsets, tool_lint = build_toolsets(
+        config, {route.id: route for route in routes}, documents.merged, documents.profiles
+    )
     connections = {
         name: upstream.connectable
         for name, upstream in upstreams.items()
@@ -130,7 +134,7 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
         openapi=documents.merged,
         profiles=documents.profiles,
         ai_plugin=documents.ai_plugin,
-        lint=documents.lint,
+        lint=(*documents.lint, *tool_lint),
         cors=CORSConfig(
             allow_origins=list(cors.allow_origins),
             allow_methods=list(cors.allow_methods),  # type: ignore[arg-type]
@@ -179,6 +183,7 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
         },
         scope_connections=_scope_connections(routes),
         warnings=_oauth_warnings(oauth),
+        mcp=toolsets,
     )
 
 

@@ -8,6 +8,7 @@ once, whose handlers read the current snapshot: health, OpenAPI documents, docs.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import time
 import uuid
@@ -25,6 +26,7 @@ from gateway.serve.cors import preflight_headers, response_headers
 from gateway.serve.dispatch import Dispatcher
 from gateway.serve.exchange import client_ip
 from gateway.serve.forwarded import TrustedProxies
+from gateway.serve.mcp import McpEndpoint
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.state import GatewayState
 from gateway.serve.surface import fixed_surface
@@ -50,16 +52,10 @@ SURFACE_PREFIX = "_gateway:"
 class GatewayApp:
     """ASGI entry point: ``uvicorn.run(build_app(state))`` (see gateway.boot)."""
 
-    def __init__(
-        self,
-        state: GatewayState,
-        host: PluginHost,
-        oauth: OAuthRuntime,
-        fallback: ASGIApp,
-    ) -> None:
+    def __init__(self, state: GatewayState, dispatcher: Dispatcher, fallback: ASGIApp) -> None:
         self.state = state
         backend = state.backend
-        self.dispatcher = Dispatcher(host, backend.limiter, oauth)
+        self.dispatcher = dispatcher
         guards = WebhookGuards(Throttle(backend.store, backend.limiter), backend.limiter)
         self.webhooks = WebhookReceiver(backend.queue, guards)
         self.fallback = fallback
@@ -245,4 +241,13 @@ def build_app(state: GatewayState) -> GatewayApp:
     state.worker = Worker(backend.queue, host, current)
     state.scheduler = Scheduler(host, backend.locks, current)
     oauth = OAuthRuntime(host, current)
-    return GatewayApp(state, host, oauth, cast(ASGIApp, fixed_surface(state, oauth)))
+    dispatcher = Dispatcher(host, backend.limiter, oauth)
+    mcp = McpEndpoint(current, dispatcher, _version(), oauth)
+    return GatewayApp(state, dispatcher, cast(ASGIApp, fixed_surface(state, oauth, mcp)))
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("yaml-gateway")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "0"

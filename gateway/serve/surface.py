@@ -27,6 +27,7 @@ from gateway.reload import Reloader, ReloadOutcome
 from gateway.serve.docs_pages import docs_handlers
 from gateway.serve.documents import ServedDocuments
 from gateway.serve.keys import is_admin, require_admin
+from gateway.serve.mcp import McpEndpoint
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.scrape import metrics_handler
 from gateway.serve.state import GatewayState
@@ -77,7 +78,7 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
-def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
+def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) -> Litestar:
     throttle = Throttle(state.backend.store, state.backend.limiter)
     switch = state.switch
     documents = ServedDocuments()  # encoded once per snapshot
@@ -285,7 +286,9 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime) -> Litestar:
             metrics_handler(state, throttle, STORE_PROBE_SECONDS),
             *oauth_handlers(oauth),
             *account_handlers(oauth),
+            *mcp.handlers,
         ],
+        lifespan=[mcp.lifespan],
         exception_handlers={Exception: _problem_response},
         openapi_config=None,
         logging_config=None,  # ours (gateway.logs) stays in charge of the format

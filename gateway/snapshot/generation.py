@@ -15,6 +15,7 @@ from typing import Any
 from litestar.config.cors import CORSConfig
 
 from gateway.snapshot.events import CompiledSchedule, CompiledWebhook, QueueSpec
+from gateway.snapshot.mcp import McpToolset
 from gateway.snapshot.oauth import OAuthSpec
 from gateway.snapshot.routes import CompiledRoute, InboundAuthSpec, RouteTable
 from gateway.snapshot.upstreams import ConnectableAuth, UpstreamSettings
@@ -129,6 +130,8 @@ class Snapshot:
     unconfigured_connections: Mapping[str, str] = field(default_factory=dict)
     """Upstream name -> why users cannot connect it yet (a secret unset, no encryption
     key)."""
+    mcp: Mapping[str | None, McpToolset] = field(default_factory=dict)
+    """The tools of `/mcp` (key None) and of `/mcp/<profile>`."""
     warnings: tuple[str, ...] = ()
     """What the configuration leaves open, said once at start and by `gateway check`."""
     scope_connections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -163,8 +163,20 @@ def test_routes_table() -> None:
     result = run("routes")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert re.fullmatch(r"ID {2,}METHOD {2}PATH {2,}UPSTREAM {2,}AUTH {2,}STATUS", lines[0])
-    assert lines[1].split() == ["naturalQuery", "POST", "/query", "ambivo", "oauth,bearer", "ok"]
+    assert re.fullmatch(
+        r"ID {2,}METHOD {2}PATH {2,}UPSTREAM {2,}AUTH {2,}TOOL {2,}STATUS", lines[0]
+    )
+    assert lines[1].split() == [
+        "naturalQuery",
+        "POST",
+        "/query",
+        "ambivo",
+        "oauth,bearer",
+        "naturalQuery",
+        "ok",
+    ]
+    # A route no MCP endpoint offers (not in any served document).
+    assert next(line for line in lines if line.startswith("gmailAuthCallback ")).split()[5] == "-"
     assert len(lines) == 1 + 30
     # Columns line up: every row starts its METHOD where the header does.
     column = lines[0].index("METHOD")
@@ -172,6 +184,45 @@ def test_routes_table() -> None:
     rows = {line.split()[0]: line for line in lines[1:]}
     assert rows["listModels"].endswith(
         'unconfigured: upstream "openai" is not configured: set OPENAI_API_KEY'
+    )
+
+
+def test_mcp_tools_lists_each_endpoints_tools() -> None:
+    result = run("mcp", "tools")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "naturalQuery",
+        "R-IO",
+        "POST",
+        "/query",
+        "(query,",
+        "response_format,",
+        "enable_memory,",
+        "session_id)",
+    ]
+    assert lines[-1] == (
+        "24 tools at /mcp (R read-only, D destructive, I idempotent, O open world); auth: oauth"
+    )
+    listed = json.loads(run("mcp", "tools", "--profile", "omi", "--json").stdout)
+    assert listed["endpoint"] == "/mcp/omi"
+    assert [tool["name"] for tool in listed["tools"]] == [
+        "listOmiConversations",
+        "getOmiConversation",
+    ]
+    first = listed["tools"][0]
+    assert first["annotations"] == {
+        "readOnlyHint": True,
+        "destructiveHint": False,
+        "idempotentHint": True,
+        "openWorldHint": True,
+    }
+    assert first["inputSchema"]["additionalProperties"] is False
+    assert first["scopes"] == ["read:memories"]
+    unknown = run("mcp", "tools", "--profile", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == (
+        "no profile `nope` (known: ambivo, apps, assistant, gmail, omi, openai, support)"
     )
 
 
@@ -329,6 +380,7 @@ def test_routes_as_json_lists_routes_webhooks_and_schedules() -> None:
         "target": "ambivo",
         "auth": "oauth,bearer",
         "scopes": ["crm"],
+        "tool": "naturalQuery",
         "file": "routes.d/ambivo.yaml",
         "line": 21,
         "status": "ok",

@@ -76,7 +76,7 @@ def test_the_merged_document_declares_only_the_gateway_sign_in(shipped: Snapshot
     # The operator's: re-creating every user's ChatBETO conversations (API key only).
     assert "startChatbetoSync" not in scopes
     assert "getChatbetoSync" not in scopes
-    assert shipped.lint == ()
+    assert [issue for issue in shipped.lint if issue.document == "openapi.json"] == []
 
 
 def test_the_manifest_describes_the_same_single_scheme(shipped: Snapshot) -> None:

@@ -33,7 +33,8 @@ def test_merged_document_and_profiles_validate(shipped: Snapshot) -> None:
 
 
 def test_every_profile_lints_clean(shipped: Snapshot) -> None:
-    assert shipped.lint == ()
+    # The API-key profiles' MCP endpoints are warned of (tests/unit/test_mcp_tools.py).
+    assert [issue for issue in shipped.lint if not issue.document.startswith("mcp/")] == []
 
 
 def test_http_public_url_is_a_warning_not_an_error() -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "BearerAuth",
     "BodySpec",
     "HeaderAuth",
+    "McpSettings",
     "NoOutboundAuth",
     "OAuth2AuthorizationCode",
     "OutboundAuth",
@@ -234,6 +235,25 @@ class ResponseSpec(Base):
     {"status": "error", "message": problem.detail} }}` (default: the RFC 9457 problem)."""
 
 
+class McpSettings(Base):
+    """How a route is offered as an MCP tool (each served operation is one by default)."""
+
+    enabled: bool = True
+    """`false`: not a tool (the route stays an HTTP operation)."""
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    """The tool's name (default: the route's id)."""
+    description: str | None = None
+    """The tool's description (default: the route's description, else its summary)."""
+    read_only: bool | None = None
+    """`readOnlyHint` (default: true for GET and HEAD, and for `consequential: false`)."""
+    destructive: bool | None = None
+    """`destructiveHint` (default: true for PUT, PATCH and DELETE that are not read-only)."""
+    idempotent: bool | None = None
+    """`idempotentHint` (default: true for read-only tools, PUT and DELETE)."""
+    open_world: bool | None = None
+    """`openWorldHint` (default: true when the route calls an upstream)."""
+
+
 class Route(Base):
     """One public operation: method + path, becoming one OpenAPI operation."""
 
@@ -292,3 +312,5 @@ class Route(Base):
     merged: bool = True
     """`false` leaves the route out of the merged `/openapi.json` only (profiles still
     include it): for a merged document over ChatGPT's 30 operations."""
+    mcp: McpSettings = McpSettings()
+    """The route as an MCP tool of `/mcp` (and `/mcp/<profile>`)."""

@@ -1,0 +1,44 @@
+"""Where the MCP endpoints are, and which one a request is for (no SDK needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "MCP_PATH",
+    "PRM_PREFIX",
+    "endpoint_key",
+    "endpoint_path",
+    "full_path",
+    "resource_metadata_url",
+]
+
+MCP_PATH = "/mcp"
+PRM_PREFIX = "/.well-known/oauth-protected-resource"
+
+
+def endpoint_key(scope: Mapping[str, Any]) -> str | None:
+    """None for /mcp, the profile for /mcp/<profile>; "" for anything else below /mcp."""
+    path = full_path(scope).rstrip("/")
+    if path == MCP_PATH:
+        return None
+    rest = path[len(MCP_PATH) + 1 :] if path.startswith(MCP_PATH + "/") else ""
+    return rest if rest and "/" not in rest else ""
+
+
+def endpoint_path(key: str | None) -> str:
+    return MCP_PATH if key is None else f"{MCP_PATH}/{key}"
+
+
+def resource_metadata_url(public_url: str, key: str | None) -> str:
+    """Where an MCP endpoint's Protected Resource Metadata is (RFC 9728 section 3.1)."""
+    return f"{public_url}{PRM_PREFIX}{endpoint_path(key)}"
+
+
+def full_path(scope: Mapping[str, Any]) -> str:
+    """The request's path as sent (a mount shortens `path`; `raw_path` stays whole)."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        return raw.decode("latin-1").split("?", 1)[0]
+    return str(scope.get("root_path", "")) + str(scope.get("path", ""))
