@@ -36,6 +36,7 @@ from gateway.serve.mcp_paths import (
     endpoint_key,
     endpoint_path,
     full_path,
+    replay,
     resource_metadata_url,
 )
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
@@ -165,7 +166,7 @@ class McpEndpoint:
                 status, slug, detail, challenge = denied
                 await _refuse(send, status, slug, detail, [(b"www-authenticate", challenge)])
                 return
-            receive = _replay(body)
+            receive = replay(body)  # the SDK reads the body again
         await (await self.sdk()).manager.handle_request(scope, receive, send)
 
     async def _token_refusal(
@@ -220,20 +221,6 @@ def _called_tool(body: bytes, headers: Mapping[str, str], toolset: McpToolset) -
         if isinstance(params, dict) and isinstance(params.get("name"), str):
             name = params["name"]
     return toolset.by_name.get(name) if name else None
-
-
-def _replay(body: bytes) -> Any:
-    """A `receive` that hands the already-read body to the SDK."""
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 def _origin_refusal(snapshot: Snapshot, headers: Mapping[str, str]) -> str | None:

@@ -1,8 +1,9 @@
-"""Where the MCP endpoints are, and which one a request is for (no SDK needed)."""
+"""Where the MCP endpoints are, which one a request is for, and a replayed body (no SDK
+needed: gateway.serve.mcp uses these before the SDK is loaded)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "endpoint_key",
     "endpoint_path",
     "full_path",
+    "replay",
     "resource_metadata_url",
 ]
 
@@ -34,6 +36,20 @@ def endpoint_path(key: str | None) -> str:
 def resource_metadata_url(public_url: str, key: str | None) -> str:
     """Where an MCP endpoint's Protected Resource Metadata is (RFC 9728 section 3.1)."""
     return f"{public_url}{PRM_PREFIX}{endpoint_path(key)}"
+
+
+def replay(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI `receive` handing over ``body`` (already read), then a disconnect."""
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 def full_path(scope: Mapping[str, Any]) -> str:

@@ -31,7 +31,7 @@ from mcp_types import INVALID_PARAMS
 
 from gateway import metrics
 from gateway.logs import logger
-from gateway.serve.mcp_paths import endpoint_key
+from gateway.serve.mcp_paths import endpoint_key, replay
 from gateway.snapshot import Snapshot
 from gateway.snapshot.mcp import McpTool, McpToolset
 
@@ -143,18 +143,8 @@ class McpSdk:
             "server": ("gateway", 0),
         }
         answer = _Captured()
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.dispatch(
-            snapshot, match, scope, receive, answer, request_id or uuid.uuid4().hex, []
-        )
+        request_id = request_id or uuid.uuid4().hex
+        await self.dispatch(snapshot, match, scope, replay(body), answer, request_id, [])
         return answer.result(tool)
 
 
