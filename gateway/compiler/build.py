@@ -51,6 +51,8 @@ from gateway.snapshot.store_url import SCHEMES, StoreUrlError, url_kind
 __all__ = ["DEFAULT_SERVED_AT", "compile_config"]
 
 DEFAULT_SERVED_AT = "http://127.0.0.1:8080"
+MCP_RESOURCE = "/mcp"
+"""The path of the merged MCP endpoint (gateway.serve.mcp_paths serves it)."""
 """The public URL of a configuration without one, outside `gateway serve` (check, openapi)."""
 
 STORE_SCHEMES = tuple(f"{scheme}://" for scheme in SCHEMES)
@@ -101,6 +103,10 @@ def compile_config(config: Config, served_at: str = DEFAULT_SERVED_AT) -> Snapsh
     toolsets, tool_lint = build_toolsets(
         config, {route.id: route for route in routes}, documents.merged, documents.profiles
     )
+    if oauth is not None:  # RFC 8707: the API itself, and each MCP endpoint
+        endpoints = (MCP_RESOURCE if key is None else f"{MCP_RESOURCE}/{key}" for key in toolsets)
+        resources = (oauth.issuer, *(oauth.issuer + path for path in endpoints))
+        oauth = dataclasses.replace(oauth, resources=resources)
     connections = {
         name: upstream.connectable
         for name, upstream in upstreams.items()

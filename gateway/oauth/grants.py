@@ -13,6 +13,7 @@ from authlib.oauth2.rfc6749 import (
     AuthorizationCodeMixin,
     ClientMixin,
     InvalidRequestError,
+    OAuth2Error,
     OAuth2Request,
     TokenMixin,
     grants,
@@ -33,6 +34,29 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 section 2: a `resource` this server issues no tokens for."""
+
+    error = "invalid_target"
+    description = "The requested resource is not one of this server's."
+
+
+def requested_resource(request: OAuth2Request, spec: OAuthSpec) -> str | None:
+    """The one `resource` (RFC 8707) asked for, checked against the server's; None when
+    none is asked (a token for the HTTP routes, as ChatGPT Actions ask)."""
+    resource = request.payload.data.get("resource")
+    if not resource:
+        return None
+    resource = str(resource).rstrip("/")
+    if resource not in spec.resources:
+        raise InvalidTargetError(
+            state=request.payload.state, redirect_uri=request.payload.redirect_uri
+        )
+    return resource
+
+
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
@@ -94,6 +118,8 @@ class AuthorizationCode(AuthorizationCodeMixin):  # type: ignore[misc]
     code_challenge_method: str | None = None
     family: str | None = None
     """The family of the tokens this code is exchanged for (see tokens.py)."""
+    resource: str | None = None
+    """The `resource` (RFC 8707) the tokens are for; None: the HTTP routes."""
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -109,6 +135,7 @@ class RefreshCredential(TokenMixin):  # type: ignore[misc]
     user_id: str
     scope: str
     family: str | None = None
+    resource: str | None = None
 
     def check_client(self, client: Client) -> bool:
         return client.get_client_id() == self.client_id
@@ -145,6 +172,12 @@ class S256Challenge(CodeChallenge):  # type: ignore[misc]
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
 
+    def validate_authorization_request(self) -> str:
+        found: str = super().validate_authorization_request()
+        server: GrantServer = self.server
+        requested_resource(self.request, server.spec)  # an unknown one is refused here
+        return found
+
     @staticmethod
     def validate_authorization_redirect_uri(request: OAuth2Request, client: Client) -> str:
         uri = request.payload.redirect_uri
@@ -168,6 +201,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
             "code_challenge": data.get("code_challenge"),
             "code_challenge_method": data.get("code_challenge_method"),
             "family": new_family(),
+            "resource": requested_resource(request, server.spec),
         }
         server.bridge(server.tokens.save_code(code, record, server.spec.code_ttl))
 
@@ -204,6 +238,7 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
             record["user_id"],
             record["scope"],
             record.get("family"),
+            record.get("resource"),
         )
 
     def authenticate_user(self, credential: RefreshCredential) -> str:

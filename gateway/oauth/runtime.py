@@ -71,6 +71,8 @@ class TokenGrant:
     scopes: frozenset[str]
     subject: str
     """The token's hash (for rate limits), never the token."""
+    resource: str | None = None
+    """What the token was issued for (RFC 8707); None: the HTTP routes."""
 
 
 class OAuthRuntime:
@@ -198,8 +200,12 @@ class OAuthRuntime:
             return None  # refused or failed: nobody logs in
         return str(outcome.value)
 
-    async def verify(self, token: str, scopes: tuple[str, ...]) -> TokenGrant:
-        """The grant behind ``token`` if it is valid, unexpired and has ``scopes``."""
+    async def verify(
+        self, token: str, scopes: tuple[str, ...], resource: str | None = None
+    ) -> TokenGrant:
+        """The grant behind ``token`` if it is valid, unexpired, has ``scopes`` and was
+        issued for ``resource`` (RFC 8707; None: the HTTP routes, where a token asked for
+        no resource, or for the issuer, is good)."""
         record = await self.tokens.access(token)
         if record is None:
             raise TokenRefused(401, "invalid_token", "Invalid access token")
@@ -208,10 +214,19 @@ class OAuthRuntime:
         if await self.tokens.family_revoked(record.get("family")):
             # Its code was used twice, or a refresh token of its family was replayed.
             raise TokenRefused(401, "invalid_token", "Token has been revoked")
+        issued_for = record.get("resource")
+        spec = self.current().oauth
+        api = spec.issuer if spec is not None else None
+        if resource is None and issued_for not in (None, api):
+            raise TokenRefused(401, "invalid_token", f"the token is for {issued_for}")
+        if resource is not None and issued_for not in (None, resource):
+            raise TokenRefused(401, "invalid_token", f"the token is for {issued_for}")
         granted = frozenset(str(record.get("scope") or "").split())
         missing = [scope for scope in scopes if scope not in granted]
         if missing:
             raise TokenRefused(
                 403, "insufficient_scope", f"the token lacks the scope {' '.join(missing)}"
             )
-        return TokenGrant(record["user_id"], record["client_id"], granted, digest(token)[:16])
+        return TokenGrant(
+            record["user_id"], record["client_id"], granted, digest(token)[:16], issued_for
+        )

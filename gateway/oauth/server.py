@@ -83,6 +83,7 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             "user_id": request.user,
             "scope": token.get("scope", ""),
             "family": getattr(source, "family", None),
+            "resource": getattr(source, "resource", None),
         }
         self.bridge(
             self.tokens.save_tokens(

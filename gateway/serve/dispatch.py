@@ -38,6 +38,7 @@ from gateway.serve.exchange import (
     too_many_failures,
 )
 from gateway.serve.inbound import Identity, Unauthorized, authenticate, bearer_token
+from gateway.serve.mcp_paths import AUDIENCE
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_fields, templated_error
 from gateway.serve.proxy import ProxyHandler
 from gateway.snapshot import (
@@ -190,7 +191,8 @@ class Dispatcher:
         if auth.unconfigured is not None:
             raise Problem(503, "not-configured", auth.unconfigured)
         if auth.type == "oauth":
-            return await self._oauth_identity(route, auth, exchange.headers)
+            audience = exchange.scope.get(AUDIENCE)  # set when an MCP tool call is the route
+            return await self._oauth_identity(route, auth, exchange.headers, audience)
         if auth.type != "api_key":  # a passed-through token is checked by its upstream
             return self._checked(auth, exchange)
         ip = client_ip(exchange.scope)
@@ -219,14 +221,18 @@ class Dispatcher:
             raise problem from None
 
     async def _oauth_identity(
-        self, route: RouteCommon, auth: InboundAuthSpec, headers: dict[str, str]
+        self,
+        route: RouteCommon,
+        auth: InboundAuthSpec,
+        headers: dict[str, str],
+        audience: str | None = None,
     ) -> Identity:
         """The caller of an `oauth` route: a valid, unexpired token with the route's scopes."""
         if self.oauth is None:
             raise Problem(503, "not-configured", "this gateway has no `oauth:` section")
         try:
             token = bearer_token(headers)
-            grant = await self.oauth.verify(token, route.scopes)
+            grant = await self.oauth.verify(token, route.scopes, audience)
         except Unauthorized as exc:
             metrics.auth_failed("oauth_token")
             problem = Problem(401, "unauthorized", exc.detail)

@@ -185,7 +185,8 @@ class McpEndpoint:
         if self.oauth is None:
             return None
         try:
-            grant = await self.oauth.verify(bearer_token(headers), ())
+            resource = snapshot.public_url + endpoint_path(key)
+            grant = await self.oauth.verify(bearer_token(headers), (), resource)
         except Unauthorized as exc:
             metrics.auth_failed("oauth_token")
             return 401, "unauthorized", exc.detail, challenge.encode()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 __all__ = [
+    "AUDIENCE",
     "MCP_PATH",
     "PRM_PREFIX",
     "endpoint_key",
@@ -17,6 +18,9 @@ __all__ = [
 ]
 
 MCP_PATH = "/mcp"
+AUDIENCE = "gateway.audience"
+"""The ASGI scope key of a tool call's route: the MCP endpoint (RFC 8707 resource) its
+token must have been issued for; absent over HTTP."""
 PRM_PREFIX = "/.well-known/oauth-protected-resource"
 
 

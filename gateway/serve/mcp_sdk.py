@@ -31,7 +31,7 @@ from mcp_types import INVALID_PARAMS
 
 from gateway import metrics
 from gateway.logs import logger
-from gateway.serve.mcp_paths import endpoint_key, replay
+from gateway.serve.mcp_paths import AUDIENCE, endpoint_key, endpoint_path, replay
 from gateway.snapshot import Snapshot
 from gateway.snapshot.mcp import McpTool, McpToolset
 
@@ -87,7 +87,9 @@ class McpSdk:
         request = ctx.request
         inbound = dict(request.scope["headers"]) if request is not None else {}
         client = request.scope.get("client") if request is not None else None
-        result = await self._run(snapshot, tool, arguments, inbound, client)
+        key = endpoint_key(request.scope) if request is not None else None
+        audience = snapshot.public_url + endpoint_path(key)
+        result = await self._run(snapshot, tool, arguments, inbound, client, audience)
         metrics.tool_called(tool.name, "error" if result.is_error else "ok")
         return result
 
@@ -98,6 +100,7 @@ class McpSdk:
         arguments: Mapping[str, Any],
         inbound: Mapping[bytes, bytes],
         client: Any = None,
+        audience: str | None = None,
     ) -> types.CallToolResult:
         """Serve ``tool``'s route with ``arguments``, as the MCP request's caller (its
         headers and its address: `ip` rate limits and throttles count the real caller)."""
@@ -141,6 +144,7 @@ class McpSdk:
             "headers": headers,
             "client": client or ("unknown", 0),
             "server": ("gateway", 0),
+            AUDIENCE: audience,
         }
         answer = _Captured()
         request_id = request_id or uuid.uuid4().hex

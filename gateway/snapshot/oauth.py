@@ -81,3 +81,6 @@ class OAuthSpec:
     identity: IdentitySpec | None = None
     session_ttl: float = 12 * 3600.0
     """How long a sign-in on the gateway's pages lasts."""
+    resources: tuple[str, ...] = ()
+    """What a token may be asked for (RFC 8707 `resource`): the issuer (the HTTP routes)
+    and each MCP endpoint's URL."""

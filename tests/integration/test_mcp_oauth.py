@@ -39,6 +39,8 @@ oauth:
   users:
     - {{username: ann, password: ann-pass-1, user_id: uid_ann}}
 defaults: {{auth: oauth}}
+profiles:
+  - {{id: me, title: Me, description: Who I am., routes: [whoami]}}
 """
 ROUTES = """\
 routes:
@@ -180,6 +182,45 @@ async def test_the_sdk_signs_in_and_calls_a_tool(tmp_path: Path) -> None:
         assert browser.result is not None
         assert browser.result.iss == gw.url  # RFC 9207, checked by the SDK too
         assert storage.tokens is not None
+
+        # RFC 8707: the token is for /mcp, and for nothing else of this gateway.
+        token = storage.tokens.access_token
+        headers = {
+            "Accept": "application/json, text/event-stream",
+            "Authorization": f"Bearer {token}",
+            "MCP-Protocol-Version": "2025-11-25",
+        }
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        async with gw.http.post(f"{gw.url}/mcp/me", json=ping, headers=headers) as r:
+            assert r.status == 401
+            assert (await r.json())["detail"] == f"the token is for {gw.url}/mcp"
+            assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
+        async with gw.http.get(f"{gw.url}/me", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 401
+            assert (await r.json())["detail"] == f"the token is for {gw.url}/mcp"
+
+
+async def test_a_resource_this_server_does_not_serve_is_invalid_target(tmp_path: Path) -> None:
+    async with gateway(tmp_path) as gw:
+        query = {
+            "response_type": "code",
+            "client_id": "mcp-agent",
+            "redirect_uri": CALLBACK,
+            "scope": "notes.read",
+            "state": "s-2",
+            "resource": "https://elsewhere.example/mcp",
+        }
+        async with gw.http.get(
+            f"{gw.url}/oauth/authorize?{urlencode(query)}", allow_redirects=False
+        ) as r:
+            assert r.status == 302
+            sent = parse_qs(urlsplit(r.headers["Location"]).query)
+        assert sent == {
+            "error": ["invalid_target"],
+            "error_description": ["The requested resource is not one of this server's."],
+            "state": ["s-2"],
+            "iss": [gw.url],
+        }
 
 
 async def test_a_tool_outside_the_tokens_scopes_is_403(tmp_path: Path) -> None:
