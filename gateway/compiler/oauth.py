@@ -16,7 +16,13 @@ from urllib.parse import urlsplit
 from gateway.compiler.collect import Compilation
 from gateway.compiler.plugins import resolve_handler
 from gateway.config.model import OAuthServer, OpenIdIdentity
-from gateway.snapshot import IdentitySpec, OAuthClientSpec, OAuthSpec, PluginTarget
+from gateway.snapshot import (
+    IdentitySpec,
+    OAuthClientSpec,
+    OAuthSpec,
+    PluginTarget,
+    RegistrationSpec,
+)
 
 __all__ = ["Account", "Accounts", "compile_oauth", "oauth_accounts"]
 
@@ -164,6 +170,12 @@ def compile_oauth(run: Compilation) -> OAuthSpec | None:
         refresh_ttl=settings.refresh_token_ttl or DEFAULT_REFRESH_TTL,
         code_ttl=settings.code_ttl or DEFAULT_CODE_TTL,
         session_ttl=settings.session_ttl or DEFAULT_SESSION_TTL,
+        registration=RegistrationSpec(
+            dynamic=settings.registration.dynamic,
+            per_hour=settings.registration.per_hour,
+            metadata_documents=settings.registration.metadata_documents,
+            allow_private_networks=settings.registration.allow_private_networks,
+        ),
     )
 
 

@@ -13,7 +13,6 @@ import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
-import msgspec
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import (
@@ -33,8 +32,11 @@ from gateway.oauth.accounts import (
     locked_out,
     peer,
 )
+from gateway.oauth.answers import INSECURE, insecure_answer, json_answer, too_many_client_failures
+from gateway.oauth.client_endpoints import REGISTER_PATH, REVOKE_PATH
 from gateway.oauth.consent import browser_cookie, browser_id, new_browser_id, same_origin
 from gateway.oauth.page import ConnectionState, page
+from gateway.oauth.registration import client_metadata_rules
 from gateway.oauth.runtime import LoginRefused, OAuthRuntime, basic_client_id
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
 from gateway.oauth.sessions import Session, session_cookie
@@ -50,10 +52,6 @@ EXPIRED = "This form expired: open the authorization link again."
 CROSS_SITE = "This form was sent from another site."
 WRONG_LOGIN = "Wrong username or password."
 SIGN_IN_FIRST = "Sign in first."
-INSECURE = (
-    "OAuth needs this gateway's public URL to be https (set server.public_url, "
-    "GATEWAY_PUBLIC_URL); only a loopback address may use http."
-)
 _FORM_ONLY = ("csrf", "username", "password", "decision")
 
 
@@ -93,33 +91,6 @@ def _authorize_url(request: Request[Any, Any, Any], values: dict[str, str]) -> s
     return f"{_form_path(request)}?{urlencode(query)}"
 
 
-def _too_many_client_failures(seconds: int) -> Response[bytes]:
-    body = {
-        "error": "invalid_client",
-        "error_description": f"too many failed client authentications; retry in {seconds}s",
-    }
-    return Response(
-        msgspec.json.encode(body),
-        status_code=429,
-        headers={
-            "Content-Type": "application/json",
-            "Cache-Control": "no-store",
-            "Retry-After": str(seconds),
-        },
-    )
-
-
-def _answer(answer: OAuthAnswer) -> Response[bytes]:
-    headers = dict(answer.headers)
-    body = answer.body
-    if isinstance(body, dict):
-        encoded = msgspec.json.encode(body)
-        headers.setdefault("Content-Type", "application/json")
-    else:
-        encoded = (body or "").encode() if isinstance(body, str) else (body or b"")
-    return Response(encoded, status_code=answer.status, headers=headers)
-
-
 def _redirect(answer: OAuthAnswer, server: GatewayAuthorizationServer) -> Response[bytes]:
     """An authorization response, with `iss` (RFC 9207) on its redirect: a client talking
     to several servers can tell which one answered (mix-up attacks)."""
@@ -129,7 +100,7 @@ def _redirect(answer: OAuthAnswer, server: GatewayAuthorizationServer) -> Respon
         else (name, value)
         for name, value in answer.headers
     ]
-    return _answer(OAuthAnswer(answer.status, answer.body, headers))
+    return json_answer(OAuthAnswer(answer.status, answer.body, headers))
 
 
 def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
@@ -184,7 +155,7 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
             status,
             error,
             spec=server.spec,
-            client=grant.client.spec.id,
+            client=grant.client.title,
             service=service(),
             values=values,
             action=_form_path(request),
@@ -355,39 +326,46 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
         ip = peer(request)
         client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
         if (wait := await runtime.client_blocked(ip, client_id)) is not None:
-            return _too_many_client_failures(wait)
+            return too_many_client_failures(wait)
         try:
             oauth_request = form_request(
                 "POST", f"{server.spec.issuer}{TOKEN_PATH}", values, request.headers
             )
         except InsecureTransportError:
-            body = {"error": "server_error", "error_description": INSECURE}
-            return Response(
-                msgspec.json.encode(body),
-                status_code=503,
-                headers={"Content-Type": "application/json", "Cache-Control": "no-store"},
-            )
+            return insecure_answer()
         answer = await asyncio.to_thread(server.create_token_response, oauth_request)
         # A wrong client secret (or an unknown client) is a guess: counted.
         guessed = isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"
         if guessed and (lockout := await runtime.client_failed(ip, client_id)) is not None:
-            return _too_many_client_failures(lockout)
-        return _answer(answer)
+            return too_many_client_failures(lockout)
+        return json_answer(answer)
 
     @get("/.well-known/oauth-authorization-server")
     async def metadata() -> dict[str, Any]:
         server = await require_server()
         issuer = server.spec.issuer
+        registration = server.spec.registration
+        rules = client_metadata_rules(server.spec)
         return {
             "issuer": issuer,
             "authorization_endpoint": f"{issuer}{AUTHORIZE_PATH}",
             "token_endpoint": f"{issuer}{TOKEN_PATH}",
-            "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            **(
+                {"registration_endpoint": f"{issuer}{REGISTER_PATH}"}
+                if registration.dynamic
+                else {}
+            ),
+            "revocation_endpoint": f"{issuer}{REVOKE_PATH}",
+            "response_types_supported": rules["response_types_supported"],
+            "grant_types_supported": rules["grant_types_supported"],
+            "token_endpoint_auth_methods_supported": rules["token_endpoint_auth_methods_supported"],
+            "revocation_endpoint_auth_methods_supported": rules[
+                "token_endpoint_auth_methods_supported"
+            ],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
-            "scopes_supported": list(server.spec.scopes),
+            "client_id_metadata_document_supported": registration.metadata_documents,
+            "scopes_supported": rules["scopes_supported"],
         }
 
     return [authorize_page, authorize, token, metadata]

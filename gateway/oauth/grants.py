@@ -3,7 +3,6 @@ refresh token (rotating), with their codes and tokens in the store (tokens.py)."
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -11,22 +10,20 @@ from typing import Any, Protocol, TypeVar
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import (
     AuthorizationCodeMixin,
-    ClientMixin,
     InvalidRequestError,
     OAuth2Error,
     OAuth2Request,
     TokenMixin,
     grants,
 )
-from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from gateway.oauth.tokens import OAuthTokens, digest, new_family
-from gateway.snapshot import OAuthClientSpec, OAuthSpec
+from gateway.oauth.clients import SECRET_METHODS, Client
+from gateway.oauth.tokens import OAuthTokens, new_family
+from gateway.snapshot import OAuthSpec
 
 __all__ = [
     "AuthorizationCode",
-    "Client",
     "CodeGrant",
     "RefreshCredential",
     "RefreshGrant",
@@ -57,7 +54,8 @@ def requested_resource(request: OAuth2Request, spec: OAuthSpec) -> str | None:
     return resource
 
 
-TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+TOKEN_AUTH_METHODS = [*SECRET_METHODS, "none"]
+"""At the token endpoint: a secret, or (public clients) none and PKCE."""
 
 
 class GrantServer(Protocol):
@@ -70,41 +68,6 @@ class GrantServer(Protocol):
     def family_lifetime(self) -> float: ...
 
     def bridge(self, coroutine: Coroutine[Any, Any, T]) -> T: ...
-
-
-class Client(ClientMixin):  # type: ignore[misc]
-    """A configured client with its (configured or generated) credentials."""
-
-    def __init__(self, spec: OAuthClientSpec, client_id: str, secret_sha256: str) -> None:
-        self.spec = spec
-        self.client_id = client_id
-        self.secret_sha256 = secret_sha256
-
-    def get_client_id(self) -> str:
-        return self.client_id
-
-    def get_default_redirect_uri(self) -> None:
-        return None  # redirect_uri is always required
-
-    def get_allowed_scope(self, scope: str | None) -> str:
-        if not scope:
-            return " ".join(self.spec.scopes)  # none asked for: all this client may have
-        return " ".join(s for s in scope_to_list(scope) if s in self.spec.scopes)
-
-    def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return self.spec.allows_redirect(redirect_uri)
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(digest(client_secret), self.secret_sha256)
-
-    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method in TOKEN_AUTH_METHODS if endpoint == "token" else True
-
-    def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code"
-
-    def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in ("authorization_code", "refresh_token")
 
 
 @dataclass(frozen=True)
@@ -155,7 +118,9 @@ class RefreshCredential(TokenMixin):  # type: ignore[misc]
 
 class S256Challenge(CodeChallenge):  # type: ignore[misc]
     """PKCE with `S256` only (RFC 9700 2.1.1): `plain` shows the verifier to whoever sees
-    the authorization request. A challenge without a method means `plain` (RFC 7636 4.3)."""
+    the authorization request. A challenge without a method means `plain` (RFC 7636 4.3).
+    Clients that registered themselves must use it (and public ones prove it at the token
+    endpoint: ``required``)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
     CODE_CHALLENGE_METHODS = {"S256": CodeChallenge.CODE_CHALLENGE_METHODS["S256"]}
@@ -166,6 +131,11 @@ class S256Challenge(CodeChallenge):  # type: ignore[misc]
         data = grant.request.payload.data
         if data.get("code_challenge") and not data.get("code_challenge_method"):
             raise InvalidRequestError("Unsupported 'code_challenge_method'")
+        client = grant.request.client
+        if not data.get("code_challenge") and isinstance(client, Client) and client.requires_pkce:
+            raise InvalidRequestError(
+                "PKCE is required: send code_challenge with code_challenge_method=S256."
+            )
         super().validate_code_challenge(grant, redirect_uri)
 
 

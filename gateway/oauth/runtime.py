@@ -15,9 +15,10 @@ from gateway import metrics
 from gateway.host.invoke import Returned, invoke
 from gateway.host.runtime import PluginHost
 from gateway.logs import logger
+from gateway.oauth.clients import Client, ClientRegistry
 from gateway.oauth.consent import ConsentForms
 from gateway.oauth.identity import OpenIdSignIn
-from gateway.oauth.server import Client, GatewayAuthorizationServer
+from gateway.oauth.server import GatewayAuthorizationServer
 from gateway.oauth.sessions import Sessions
 from gateway.oauth.tokens import OAuthTokens, digest
 from gateway.plugin import PluginRequest
@@ -103,12 +104,15 @@ class OAuthRuntime:
             clients = {}
             for client in spec.clients:
                 client_id, secret_sha256, new_secret = await self.tokens.client_credentials(client)
-                clients[client_id] = Client(client, client_id, secret_sha256)
+                clients[client_id] = Client(
+                    client_id, client.id, client.scopes, secret_sha256, spec=client
+                )
                 self._announce(spec, client.id, client_id, new_secret)
+            registry = ClientRegistry(spec, clients, self.host.backend.store)
             if not spec.users and spec.login is None:
                 logger.warning("oauth: no users and no login_handler: nobody can log in yet")
             server = GatewayAuthorizationServer(
-                spec, clients, self.tokens, asyncio.get_running_loop()
+                spec, registry, self.tokens, asyncio.get_running_loop()
             )
             self._server = (spec, server)
             return server

@@ -16,16 +16,18 @@ from typing import Any, TypeVar
 from authlib.common.security import generate_token
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import OAuth2Request
-from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, JsonPayload, JsonRequest
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from multidict import CIMultiDict
 
 from gateway import metrics
-from gateway.oauth.grants import Client, CodeGrant, RefreshGrant, S256Challenge
+from gateway.oauth.clients import Client, ClientRegistry
+from gateway.oauth.grants import CodeGrant, RefreshGrant, S256Challenge
+from gateway.oauth.registration import DynamicRegistration, Revocation
 from gateway.oauth.tokens import EXPIRED_GRACE, OAuthTokens
 from gateway.snapshot import OAuthSpec
 
-__all__ = ["Client", "GatewayAuthorizationServer", "OAuthAnswer", "form_request"]
+__all__ = ["Client", "GatewayAuthorizationServer", "OAuthAnswer", "form_request", "json_request"]
 
 T = TypeVar("T")
 
@@ -43,7 +45,7 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(
         self,
         spec: OAuthSpec,
-        clients: Mapping[str, Client],
+        clients: ClientRegistry,
         tokens: OAuthTokens,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
@@ -60,8 +62,11 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 expires_generator=lambda client, grant_type: int(spec.access_ttl),
             ),
         )
-        self.register_grant(CodeGrant, [S256Challenge(required=False)])
+        self.register_grant(CodeGrant, [S256Challenge(required=True)])
         self.register_grant(RefreshGrant)
+        self.register_endpoint(Revocation)
+        if spec.registration.dynamic:
+            self.register_endpoint(DynamicRegistration)
 
     @property
     def family_lifetime(self) -> float:
@@ -73,7 +78,7 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=10)
 
     def query_client(self, client_id: str) -> Client | None:
-        return self.clients.get(client_id)
+        return self.bridge(self.clients.find(client_id))
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         # The code (first exchange) or the refresh token (later ones) the tokens come from.
@@ -94,11 +99,15 @@ class GatewayAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
                 self.spec.refresh_ttl,
             )
         )
+        self.bridge(self.clients.renew(grant["client_id"]))
         grant_type = "refresh_token" if request.refresh_token else "authorization_code"
         metrics.oauth_token_issued(grant_type)
 
     def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
         return request  # already built from the Litestar request by form_request()
+
+    def create_json_request(self, request: JsonRequest) -> JsonRequest:
+        return request  # already built by json_request()
 
     def handle_response(
         self, status: int, body: Any, headers: list[tuple[str, str]]
@@ -125,6 +134,22 @@ class _FormRequest(OAuth2Request):  # type: ignore[misc]
     @property
     def form(self) -> dict[str, str]:
         return self._values
+
+
+class _JsonPayload(JsonPayload):  # type: ignore[misc]
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._data
+
+
+def json_request(uri: str, data: dict[str, Any], headers: Mapping[str, str]) -> JsonRequest:
+    """An authlib JSON request (client registration) from an already-decoded object."""
+    request = JsonRequest("POST", uri, CIMultiDict(headers))
+    request.payload = _JsonPayload(data)
+    return request
 
 
 def form_request(

@@ -109,6 +109,24 @@ class OAuthTokens:
             return
         await self.store.set(key, msgspec.json.encode({**data, "rotated": True}), int(ttl))
 
+    async def find(self, token: str, hint: str | None) -> tuple[str, dict[str, Any]] | None:
+        """("access" or "refresh", its grant) for a token, looked up first as ``hint``
+        says (RFC 7009 2.1), or None."""
+        kinds = ("refresh", "access") if hint == "refresh_token" else ("access", "refresh")
+        for kind in kinds:
+            found = await self._get(f"oauth:{kind}:{digest(token)}")
+            if found is not None:
+                return kind, found
+        return None
+
+    async def revoke(self, kind: str, token: str, grant: dict[str, Any], lifetime: float) -> None:
+        """Revoke a token and everything issued with it (its family: the authorization's
+        access and refresh tokens, RFC 7009 2.1); a token without a family alone."""
+        if grant.get("family"):
+            await self.revoke_family(grant["family"], lifetime)
+        else:
+            await self.store.delete(f"oauth:{kind}:{digest(token)}")
+
     async def revoke_family(self, family: str | None, lifetime: float) -> None:
         """No token of ``family`` works any more; ``lifetime`` outlasts any of its tokens."""
         if family:

@@ -19,6 +19,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from gateway.logs import REQUEST_ID, logger
 from gateway.oauth.accounts import account_handlers
+from gateway.oauth.client_endpoints import client_handlers
 from gateway.oauth.endpoints import oauth_handlers
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.events import dead_letter_summary
@@ -285,6 +286,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) ->
             replay_dead_letter,
             metrics_handler(state, throttle, STORE_PROBE_SECONDS),
             *oauth_handlers(oauth),
+            *client_handlers(oauth),
             *account_handlers(oauth),
             *mcp.handlers,
         ],

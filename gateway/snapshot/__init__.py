@@ -20,7 +20,7 @@ from gateway.snapshot.generation import (
     StartupSettings,
     ThrottleLimits,
 )
-from gateway.snapshot.oauth import IdentitySpec, OAuthClientSpec, OAuthSpec
+from gateway.snapshot.oauth import IdentitySpec, OAuthClientSpec, OAuthSpec, RegistrationSpec
 from gateway.snapshot.plugins import PluginTarget
 from gateway.snapshot.routes import (
     CompiledRoute,
@@ -74,6 +74,7 @@ __all__ = [
     "ProxyRoute",
     "QueueSpec",
     "RateLimitSpec",
+    "RegistrationSpec",
     "ResponseShape",
     "RetryPolicy",
     "RouteCommon",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.snapshot.plugins import PluginTarget
 
-__all__ = ["IdentitySpec", "OAuthClientSpec", "OAuthSpec"]
+__all__ = ["IdentitySpec", "OAuthClientSpec", "OAuthSpec", "RegistrationSpec"]
 
 REDIRECT_SEGMENT = "[A-Za-z0-9_-]+"
 """What one `*` of a redirect pattern matches (RFC 9700 4.1.3: no `.`, `%`, `\\`, `@`,
@@ -66,6 +66,20 @@ class IdentitySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistrationSpec:
+    """How unconfigured clients make themselves known (`oauth.registration`)."""
+
+    dynamic: bool = True
+    """RFC 7591 at /oauth/register."""
+    per_hour: int = 20
+    """Registrations per client address per hour."""
+    metadata_documents: bool = True
+    """An https `client_id` names the client's metadata document."""
+    allow_private_networks: bool = False
+    """Metadata documents may be fetched from loopback and private addresses, over http."""
+
+
+@dataclass(frozen=True, slots=True)
 class OAuthSpec:
     """The authorization server's settings (gateway.yaml `oauth:`)."""
 
@@ -84,3 +98,4 @@ class OAuthSpec:
     resources: tuple[str, ...] = ()
     """What a token may be asked for (RFC 8707 `resource`): the issuer (the HTTP routes)
     and each MCP endpoint's URL."""
+    registration: RegistrationSpec = RegistrationSpec()

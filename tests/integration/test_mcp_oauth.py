@@ -94,6 +94,8 @@ class Browser:
     def __init__(self, http: aiohttp.ClientSession) -> None:
         self.http = http
         self.opened: list[str] = []
+        self.pages: list[str] = []
+        """The consent pages' HTML, in order."""
         self.result: AuthorizationCodeResult | None = None
 
     async def open(self, url: str) -> None:
@@ -102,7 +104,8 @@ class Browser:
             assert page.status == 200, await page.text()
             for name, morsel in page.cookies.items():
                 self.http.cookie_jar.update_cookies({name: morsel.value})
-            hidden = dict(HIDDEN.findall(await page.text()))
+            self.pages.append(await page.text())
+            hidden = dict(HIDDEN.findall(self.pages[-1]))
         action = urlsplit(url)._replace(query="").geturl()
         form = {**hidden, "username": "ann", "password": "ann-pass-1", "decision": "allow"}
         async with self.http.post(action, data=form, allow_redirects=False) as answer:

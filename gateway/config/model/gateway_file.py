@@ -32,6 +32,7 @@ __all__ = [
     "MetricsSettings",
     "OAuthClient",
     "OAuthInbound",
+    "OAuthRegistration",
     "OAuthServer",
     "OAuthUser",
     "OpenApiSettings",
@@ -230,13 +231,32 @@ class OpenIdIdentity(Base):
     """Verified addresses of these domains may sign in, e.g. `example.com`."""
 
 
+class OAuthRegistration(Base):
+    """How clients that are not in `oauth.clients` (MCP clients such as ChatGPT's apps and
+    Claude) make themselves known. Either way they are public clients (no secret, PKCE
+    required) whose redirect URIs are exact and https (or http on a loopback address), and
+    a person still signs in and allows them on the consent page."""
+
+    dynamic: bool = True
+    """Dynamic Client Registration (RFC 7591) at `POST /oauth/register`."""
+    per_hour: PositiveInt = 20
+    """Registrations allowed per client address per hour (more get 429)."""
+    metadata_documents: bool = True
+    """Client ID Metadata Documents: a `client_id` that is an https URL names the client's
+    own metadata, which the gateway fetches (5 KiB at most, 5 s, cached)."""
+    allow_private_networks: bool = False
+    """Fetch metadata documents from loopback and private addresses (and over http) too:
+    for tests and clients on the same private network only."""
+
+
 class OAuthServer(Base):
     """The gateway as an OAuth 2 authorization server (authorization code + refresh)."""
 
-    clients: list[OAuthClient]
-    """The clients (such as ChatGPT Actions) allowed to ask for tokens."""
     scopes: dict[str, str]
     """Scope -> what it allows, shown on the consent page and in the OpenAPI document."""
+    clients: list[OAuthClient] = []
+    """The clients (such as ChatGPT Actions) allowed to ask for tokens; MCP clients may
+    register themselves instead (`registration`)."""
     users: list[OAuthUser] = []
     """The accounts that can log in on the consent page."""
     users_from: str = ""
@@ -258,6 +278,8 @@ class OAuthServer(Base):
     and `login_handler`."""
     session_ttl: Duration | None = None
     """How long a sign-in on the gateway's pages lasts in the browser (default 12h)."""
+    registration: OAuthRegistration = OAuthRegistration()
+    """Clients registering themselves (MCP clients): on by default."""
 
 
 class StoreSettings(Base):
