@@ -5,13 +5,14 @@ it instead of keeping one.
 Fetching a URL a stranger names is a server-side request forgery waiting to happen, so:
 https only, no userinfo, fragment or dot segments; the host must resolve to public addresses
 only (checked by the resolver the connection itself uses, so a second DNS answer cannot
-point elsewhere), no redirects, 5 s and 5 KiB at most. Documents (and refusals, briefly) are
-cached per process. `oauth.registration.allow_private_networks` lifts the address and
-scheme checks for tests and private networks.
+point elsewhere), no redirects, 5 s and 5 KiB at most, four fetches at once. Documents (and
+refusals, briefly) are cached per process. `oauth.registration.allow_private_networks`
+lifts the address and scheme checks for tests and private networks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
@@ -41,6 +42,9 @@ TTL_RANGE = (60.0, 86400.0)
 REFUSAL_TTL = 30.0
 """A document that could not be used is not fetched again for this long."""
 CACHED = 1000
+AT_ONCE = 4
+"""Fetches under way at once per process: anyone can name a URL, so a flood of distinct
+ones waits here rather than becoming a flood of outgoing connections."""
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)")
 
 
@@ -144,6 +148,7 @@ class MetadataDocuments:
     def __init__(self, allow_private: bool) -> None:
         self.allow_private = allow_private
         self._cache: dict[str, tuple[float, ClientDocument | str]] = {}
+        self._fetching = asyncio.Semaphore(AT_ONCE)
 
     async def get(self, url: str) -> ClientDocument:
         cached = self._cache.get(url)
@@ -152,7 +157,8 @@ class MetadataDocuments:
                 raise DocumentRefused(cached[1])
             return cached[1]
         try:
-            document, ttl = await self._fetch(url)
+            async with self._fetching:
+                document, ttl = await self._fetch(url)
         except DocumentRefused as refused:
             self._remember(url, REFUSAL_TTL, str(refused))
             raise
