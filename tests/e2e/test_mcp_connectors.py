@@ -7,6 +7,7 @@ behind a round-robin balancer."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -299,3 +300,49 @@ async def test_a_client_id_metadata_document_registers_the_client(tmp_path: Path
             assert seen == ["/clients/notes.json"]  # fetched once: authorize, consent, token
             assert len(browser.pages) == 1
             assert f"<b>{CLIENT_NAME} (127.0.0.1)</b> asks to use" in browser.pages[0]
+
+
+OPEN_GATEWAY = """\
+server: {public_url: "${PUBLIC_URL}"}
+"""
+OPEN_ROUTES = """\
+routes:
+  - id: hello
+    path: /hello/{name}
+    summary: Say hello
+    static: true
+    response:
+      body: '{{ {"greeting": "hello " ~ path.name} }}'
+      schema: {type: object, properties: {greeting: {type: string}}}
+"""
+BYE = """\
+  - id: bye
+    path: /bye
+    summary: Say goodbye
+    static: true
+    response: {body: '{{ {"bye": true} }}'}
+"""
+
+
+async def test_both_eras_and_a_reload_through_the_cli(tmp_path: Path) -> None:
+    """`gateway serve` with its file watcher: the handshake era and the stateless
+    2026-07-28 one list and call the same tools, and an edited routes file adds one."""
+    config = write_config(tmp_path / "config", OPEN_GATEWAY, {"a": OPEN_ROUTES})
+    port = free_port()
+    env = {**CLEAN_ENV, "PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    async with serving(config, env, tmp_path / "gateway.log", port=port) as (url, _):
+        for mode in ("legacy", "2026-07-28"):
+            async with Client(f"{url}/mcp", mode=mode) as mcp:
+                assert [tool.name for tool in (await mcp.list_tools()).tools] == ["hello"]
+                found = await mcp.call_tool("hello", {"name": "ann"})
+                assert found.structured_content == {"greeting": "hello ann"}
+
+        (config / "routes.d" / "a.yaml").write_text(OPEN_ROUTES + BYE)
+        names: list[str] = []
+        for _ in range(150):  # bounded: 15 s for the watcher to reload
+            async with Client(f"{url}/mcp") as mcp:
+                names = [tool.name for tool in (await mcp.list_tools()).tools]
+            if names != ["hello"]:
+                break
+            await asyncio.sleep(0.1)
+        assert names == ["hello", "bye"]

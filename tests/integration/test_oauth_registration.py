@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import aiohttp
 
 from tests.conftest import RunningGateway, run_gateway, write_config
-from tests.upstreams.server import free_port
+from tests.upstreams.items import items_app
+from tests.upstreams.server import free_port, serve_upstream
 
 CALLBACK = "http://127.0.0.1:9/callback"
 GATEWAY = """\
@@ -346,3 +347,50 @@ async def test_a_client_cannot_revoke_another_clients_token(tmp_path: Path) -> N
         bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
         async with gw.http.get(f"{gw.url}/me", headers=bearer) as r:
             assert r.status == 200
+
+
+SHOP = """\
+upstream:
+  name: shop
+  base_url: ${SHOP_URL}
+  auth: {type: bearer, token: shop-key-123}
+routes:
+  - id: listItems
+    path: /items
+    summary: List the items
+    scopes: [notes.read]
+    upstream: {path: /v1/items}
+"""
+
+
+async def test_the_callers_token_never_goes_upstream(tmp_path: Path) -> None:
+    """Over HTTP and as an MCP tool alike, the upstream gets its own credential only."""
+    async with serve_upstream(*items_app()) as shop:
+        port = free_port()
+        text = GATEWAY.format(per_hour=20, dynamic="true", callback=CALLBACK)
+        write_config(tmp_path, text, {"a": ROUTES, "shop": SHOP})
+        env = {"PUBLIC_URL": f"http://127.0.0.1:{port}", "SHOP_URL": shop.url}
+        async with run_gateway(tmp_path, env, port) as gw:
+            tokens = await tokens_for(gw, "gpt-action", client_secret="action-secret-0123456789")
+            token = tokens["access_token"]
+            bearer = {"Authorization": f"Bearer {token}"}
+            async with gw.http.get(f"{gw.url}/items", headers=bearer) as r:
+                assert r.status == 200
+            call = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "listItems", "arguments": {}},
+            }
+            headers = {
+                **bearer,
+                "Accept": "application/json, text/event-stream",
+                "MCP-Protocol-Version": "2025-11-25",
+            }
+            async with gw.http.post(f"{gw.url}/mcp", json=call, headers=headers) as r:
+                assert r.status == 200
+                assert (await r.json())["result"]["isError"] is False
+        assert len(shop.seen) == 2
+        for seen in shop.seen:
+            assert seen.headers["Authorization"] == "Bearer shop-key-123"
+            assert token not in str(seen.headers) + seen.raw_path + seen.body.decode()
