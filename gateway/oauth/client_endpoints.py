@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from authlib.oauth2.rfc6749 import InsecureTransportError
+from authlib.oauth2.rfc6749 import InsecureTransportError, OAuth2Request
 from litestar import Request, Response, post
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
@@ -22,14 +23,46 @@ from gateway.oauth.answers import (
     too_many_client_failures,
 )
 from gateway.oauth.runtime import OAuthRuntime, basic_client_id
-from gateway.oauth.server import GatewayAuthorizationServer, form_request, json_request
+from gateway.oauth.server import (
+    GatewayAuthorizationServer,
+    OAuthAnswer,
+    form_request,
+    json_request,
+)
 
-__all__ = ["REGISTER_PATH", "REVOKE_PATH", "client_handlers"]
+__all__ = ["REGISTER_PATH", "REVOKE_PATH", "client_form_endpoint", "client_handlers"]
 
 REGISTER_PATH = "/oauth/register"
 REVOKE_PATH = "/oauth/revoke"
 MAX_REGISTRATION_BYTES = 16 * 1024
 HOUR = 3600.0
+
+
+async def client_form_endpoint(
+    runtime: OAuthRuntime,
+    request: Request[Any, Any, Any],
+    uri: str,
+    respond: Callable[[OAuth2Request], OAuthAnswer],
+) -> Response[bytes]:
+    """A form endpoint where the client authenticates (token, revocation): refused while
+    this address or client id is locked out, and a failed client authentication counted
+    as a guess. ``respond`` is authlib's, run in a worker thread."""
+    form = await request.form()
+    values = {key: str(value) for key, value in form.items()}
+    ip = peer(request)
+    client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
+    if (wait := await runtime.client_blocked(ip, client_id)) is not None:
+        return too_many_client_failures(wait)
+    try:
+        oauth_request = form_request("POST", uri, values, request.headers)
+    except InsecureTransportError:
+        return insecure_answer()
+    answer = await asyncio.to_thread(respond, oauth_request)
+    # A wrong client secret (or an unknown client) is a guess: counted.
+    guessed = isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"
+    if guessed and (lockout := await runtime.client_failed(ip, client_id)) is not None:
+        return too_many_client_failures(lockout)
+    return json_answer(answer)
 
 
 def client_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
@@ -83,24 +116,11 @@ def client_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
     @post(REVOKE_PATH, status_code=200)
     async def revoke(request: Request[Any, Any, Any]) -> Response[bytes]:
         server = await require_server()
-        form = await request.form()
-        values = {key: str(value) for key, value in form.items()}
-        ip = peer(request)
-        client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
-        if (wait := await runtime.client_blocked(ip, client_id)) is not None:
-            return too_many_client_failures(wait)
-        try:
-            oauth_request = form_request(
-                "POST", f"{server.spec.issuer}{REVOKE_PATH}", values, request.headers
-            )
-        except InsecureTransportError:
-            return insecure_answer()
-        answer = await asyncio.to_thread(
-            server.create_endpoint_response, "revocation", oauth_request
+        return await client_form_endpoint(
+            runtime,
+            request,
+            f"{server.spec.issuer}{REVOKE_PATH}",
+            lambda oauth_request: server.create_endpoint_response("revocation", oauth_request),
         )
-        guessed = isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"
-        if guessed and (lockout := await runtime.client_failed(ip, client_id)) is not None:
-            return too_many_client_failures(lockout)
-        return json_answer(answer)
 
     return [register, revoke]

@@ -144,7 +144,9 @@ class ClientRegistry:
         raw = await self.store.get(self._key(client_id))
         if raw is None:
             return None
-        record = msgspec.json.decode(raw, type=_Registered)
+        return self._registered(client_id, msgspec.json.decode(raw, type=_Registered))
+
+    def _registered(self, client_id: str, record: _Registered) -> Client:
         return Client(
             client_id=client_id,
             title=f"{record.name} (registered itself)",
@@ -158,21 +160,14 @@ class ClientRegistry:
     ) -> Client:
         """Keep a client checked by authlib's registration endpoint (RFC 7591 3.2.1);
         ``secret`` None: a public client. Only the secret's hash is kept."""
-        name = _name(metadata.get("client_name"), "An unnamed app")
         record = _Registered(
-            name=name,
+            name=_name(metadata.get("client_name"), "An unnamed app"),
             redirect_uris=[str(uri) for uri in metadata["redirect_uris"]],
             secret_sha256=digest(secret) if secret else "",
             issued_at=int(time.time()),
         )
         await self.store.set(self._key(client_id), msgspec.json.encode(record), REGISTERED_TTL)
-        return Client(
-            client_id=client_id,
-            title=f"{name} (registered itself)",
-            scopes=tuple(self.spec.scopes),
-            secret_sha256=record.secret_sha256,
-            redirect_uris=tuple(record.redirect_uris),
-        )
+        return self._registered(client_id, record)
 
     async def renew(self, client_id: str) -> None:
         """A registered client in use stays registered (called when tokens are issued)."""

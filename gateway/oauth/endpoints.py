@@ -32,12 +32,12 @@ from gateway.oauth.accounts import (
     locked_out,
     peer,
 )
-from gateway.oauth.answers import INSECURE, insecure_answer, json_answer, too_many_client_failures
-from gateway.oauth.client_endpoints import REGISTER_PATH, REVOKE_PATH
+from gateway.oauth.answers import INSECURE, json_answer
+from gateway.oauth.client_endpoints import REGISTER_PATH, REVOKE_PATH, client_form_endpoint
 from gateway.oauth.consent import browser_cookie, browser_id, new_browser_id, same_origin
 from gateway.oauth.page import ConnectionState, page
 from gateway.oauth.registration import client_metadata_rules
-from gateway.oauth.runtime import LoginRefused, OAuthRuntime, basic_client_id
+from gateway.oauth.runtime import LoginRefused, OAuthRuntime
 from gateway.oauth.server import GatewayAuthorizationServer, OAuthAnswer, form_request
 from gateway.oauth.sessions import Session, session_cookie
 
@@ -321,24 +321,9 @@ def oauth_handlers(runtime: OAuthRuntime) -> list[HTTPRouteHandler]:
     @post(list(TOKEN_PATHS), status_code=200)
     async def token(request: Request[Any, Any, Any]) -> Response[bytes]:
         server = await require_server()
-        form = await request.form()
-        values = {key: str(value) for key, value in form.items()}
-        ip = peer(request)
-        client_id = basic_client_id(request.headers.get("authorization")) or values.get("client_id")
-        if (wait := await runtime.client_blocked(ip, client_id)) is not None:
-            return too_many_client_failures(wait)
-        try:
-            oauth_request = form_request(
-                "POST", f"{server.spec.issuer}{TOKEN_PATH}", values, request.headers
-            )
-        except InsecureTransportError:
-            return insecure_answer()
-        answer = await asyncio.to_thread(server.create_token_response, oauth_request)
-        # A wrong client secret (or an unknown client) is a guess: counted.
-        guessed = isinstance(answer.body, dict) and answer.body.get("error") == "invalid_client"
-        if guessed and (lockout := await runtime.client_failed(ip, client_id)) is not None:
-            return too_many_client_failures(lockout)
-        return json_answer(answer)
+        return await client_form_endpoint(
+            runtime, request, f"{server.spec.issuer}{TOKEN_PATH}", server.create_token_response
+        )
 
     @get("/.well-known/oauth-authorization-server")
     async def metadata() -> dict[str, Any]:

@@ -21,11 +21,11 @@ from aiohttp import web
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 
 from tests.conftest import REDIS_URL, write_config
 from tests.e2e.helpers import CLEAN_ENV, serving
-from tests.integration.test_mcp_oauth import CALLBACK, Browser
+from tests.integration.test_mcp_oauth import CALLBACK, Browser, Memory
 from tests.upstreams.server import free_port
 from tests.upstreams.tls import certificates
 
@@ -68,26 +68,6 @@ routes:
     response: {body: '{{ {"messages": []} }}'}
 """
 CLIENT_NAME = "Notes agent"
-
-
-class Storage:
-    """The SDK's TokenStorage, empty at first: nothing pre-registered."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 @dataclass
@@ -136,7 +116,7 @@ async def balancer(port: int, replicas: list[str]) -> AsyncIterator[Balancer]:
 
 
 def provider(
-    endpoint: str, http: aiohttp.ClientSession, storage: Storage, metadata_url: str | None = None
+    endpoint: str, http: aiohttp.ClientSession, storage: Memory, metadata_url: str | None = None
 ) -> tuple[OAuthClientProvider, Browser]:
     browser = Browser(http)
     auth = OAuthClientProvider(
@@ -186,7 +166,7 @@ async def test_two_replicas_register_sign_in_and_keep_tokens_to_their_endpoint(
         balancer(port, [one, two]) as front,
         aiohttp.ClientSession() as http,
     ):
-        storage = Storage()
+        storage = Memory(client=None)
         auth, browser = provider(f"{public}/mcp/omi", http, storage)
         async with (
             httpx2.AsyncClient(auth=auth, timeout=30) as client_http,
@@ -283,7 +263,7 @@ async def test_a_client_id_metadata_document_registers_the_client(tmp_path: Path
             serving(tmp_path / "config", env, tmp_path / "gateway.log", port=port),
             aiohttp.ClientSession() as http,
         ):
-            storage = Storage()
+            storage = Memory(client=None)
             auth, browser = provider(f"{public}/mcp", http, storage, metadata_url=url)
             async with (
                 httpx2.AsyncClient(auth=auth, timeout=30) as client_http,

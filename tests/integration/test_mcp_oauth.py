@@ -63,17 +63,21 @@ routes:
 HIDDEN = re.compile(r'name="([^"]+)" value="([^"]*)"')
 
 
-class Memory:
-    """The SDK's TokenStorage, in memory, holding the pre-registered client."""
+PRE_REGISTERED = OAuthClientInformationFull(
+    client_id="mcp-agent",
+    client_secret="agent-secret-0123456789",
+    redirect_uris=[CALLBACK],
+    token_endpoint_auth_method="client_secret_post",
+)
 
-    def __init__(self) -> None:
+
+class Memory:
+    """The SDK's TokenStorage, in memory, holding the pre-registered client (None: none,
+    the client registers itself)."""
+
+    def __init__(self, client: OAuthClientInformationFull | None = PRE_REGISTERED) -> None:
         self.tokens: OAuthToken | None = None
-        self.client = OAuthClientInformationFull(
-            client_id="mcp-agent",
-            client_secret="agent-secret-0123456789",
-            redirect_uris=[CALLBACK],
-            token_endpoint_auth_method="client_secret_post",
-        )
+        self.client = client
 
     async def get_tokens(self) -> OAuthToken | None:
         return self.tokens
