@@ -46,16 +46,21 @@ class RateLimiter(Protocol):
 def _decide(now: int, tat: int, limit: int, period: int) -> tuple[Decision, int | None]:
     """The decision and the new arrival time (None: rejected, nothing changes).
 
-    Integer nanoseconds throughout: with floats, `remaining` can floor 0.99999 to 0.
+    Integers throughout, in units of 1/limit ns (the caller scales): one request's share of
+    the period is then exactly ``period // limit``, whatever the limit and window (2,000 a
+    second, 7 per 3 s), and `remaining` cannot floor 0.99999 to 0 as floats would.
     """
     interval = period // limit
     tat = max(tat, now)
     allow_at = tat - period + interval
     if now < allow_at:
-        return Decision(False, limit, 0, (allow_at - now) / 1e9, (tat - now) / 1e9), None
+        return Decision(
+            False, limit, 0, (allow_at - now) / (1e9 * limit), (tat - now) / (1e9 * limit)
+        ), None
     new_tat = tat + interval
     remaining = (now - (new_tat - period)) // interval
-    return Decision(True, limit, max(0, remaining), 0.0, (new_tat - now) / 1e9), new_tat
+    reset = (new_tat - now) / (1e9 * limit)
+    return Decision(True, limit, max(0, remaining), 0.0, reset), new_tat
 
 
 class MemoryRateLimiter:
@@ -65,8 +70,8 @@ class MemoryRateLimiter:
         self._tat: dict[str, int] = {}
 
     async def hit(self, key: str, limit: int, period: float) -> Decision:
-        now = time.monotonic_ns()
-        decision, new_tat = _decide(now, self._tat.get(key, now), limit, int(period * 1e9))
+        now = time.monotonic_ns() * limit  # Python's integers do not overflow
+        decision, new_tat = _decide(now, self._tat.get(key, now), limit, int(period * 1e9) * limit)
         if new_tat is not None:
             self._tat[key] = new_tat
             if len(self._tat) > 100_000:  # forget keys whose budget is full again
@@ -74,26 +79,41 @@ class MemoryRateLimiter:
         return decision
 
 
-# KEYS[1] = the key; ARGV = limit, period (ms). Uses the Redis server's clock (TIME), so
-# replicas with skewed clocks still share one budget. Returns allowed, remaining,
-# retry_after_ms, reset_after_ms.
+# KEYS[1] = the key; ARGV = limit, period (µs). Uses the Redis server's clock (TIME), so
+# replicas with skewed clocks still share one budget. Lua has only doubles (exact below
+# 2^53), so the arrival time is kept as whole microseconds plus a remainder in 1/limit µs
+# ("tat:rem"): one request's share, period / limit, need not be a whole microsecond and
+# nothing is rounded. Returns allowed, remaining, retry_after_us, reset_after_us.
 _GCRA = """
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
-local interval = math.floor(period / limit)
+local share = math.floor(period / limit)
+local share_rem = period - share * limit
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local allow_at = tat - period + interval
-if now < allow_at then
-  return {0, 0, math.ceil(allow_at - now), math.ceil(tat - now)}
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat, rem = now, 0
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local sep = string.find(stored, ':', 1, true)
+  if sep then
+    tat = tonumber(string.sub(stored, 1, sep - 1))
+    rem = tonumber(string.sub(stored, sep + 1))
+  else
+    tat = tonumber(stored) * 1000
+  end
 end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', new_tat - now + 1)
-local remaining = math.floor((now - (new_tat - period)) / interval)
+if tat < now then tat, rem = now, 0 end
+local new_tat, new_rem = tat + share, rem + share_rem
+if new_rem >= limit then new_tat, new_rem = new_tat + 1, new_rem - limit end
+local allow_at = new_tat - period
+if now < allow_at or (now == allow_at and new_rem > 0) then
+  return {0, 0, math.ceil(allow_at - now + new_rem / limit), math.ceil(tat - now + rem / limit)}
+end
+redis.call('SET', KEYS[1], string.format('%d:%d', new_tat, new_rem), 'PX',
+  math.ceil((new_tat - now) / 1000) + 1)
+local remaining = math.floor(((now - new_tat + period) * limit - new_rem) / period)
 if remaining < 0 then remaining = 0 end
-return {1, remaining, 0, math.ceil(new_tat - now)}
+return {1, remaining, 0, math.ceil(new_tat - now + new_rem / limit)}
 """
 
 
@@ -105,7 +125,7 @@ class RedisRateLimiter:
         self._prefix = f"{key_prefix(namespace, cluster)}ratelimit:"
 
     async def hit(self, key: str, limit: int, period: float) -> Decision:
-        allowed, remaining, retry_ms, reset_ms = await self._script(
-            keys=[self._prefix + key], args=[limit, int(period * 1000)]
+        allowed, remaining, retry_us, reset_us = await self._script(
+            keys=[self._prefix + key], args=[limit, int(period * 1_000_000)]
         )
-        return Decision(bool(allowed), limit, int(remaining), retry_ms / 1000, reset_ms / 1000)
+        return Decision(bool(allowed), limit, int(remaining), retry_us / 1e6, reset_us / 1e6)

@@ -67,3 +67,60 @@ async def test_redis_limiter_is_atomic_under_concurrency(redis_namespace: str) -
 )
 def test_headers(decision: Decision, expected: list[tuple[bytes, bytes]]) -> None:
     assert decision.headers() == expected
+
+
+async def replicas(namespace: str) -> tuple[list[Redis], list[RedisRateLimiter]]:
+    """Two limiters on two connections: two replicas sharing one Redis."""
+    clients = [Redis.from_url(REDIS_URL), Redis.from_url(REDIS_URL)]
+    return clients, [RedisRateLimiter(client, namespace) for client in clients]
+
+
+async def redis_now(client: Redis) -> float:
+    seconds, micros = await client.time()
+    return float(seconds) + micros / 1e6
+
+
+@pytest.mark.parametrize("which", ["memory", "redis"])
+async def test_more_requests_than_milliseconds_are_limited_exactly(
+    which: str, redis_namespace: str
+) -> None:
+    """2,000 a second is a share of 0.5 ms: all of the burst, then only what the time
+    since allows (the Redis limiter once let 6,000 of 6,000 through)."""
+    clients, limiters = await replicas(redis_namespace)
+    memory = MemoryRateLimiter()
+    try:
+        started = await redis_now(clients[0])
+        decisions = []
+        for index in range(6000):
+            limiter = memory if which == "memory" else limiters[index % 2]
+            decisions.append(await limiter.hit("fast", 2000, 1))
+        elapsed = await redis_now(clients[0]) - started
+    finally:
+        for client in clients:
+            await client.aclose()
+    allowed = sum(d.allowed for d in decisions)
+    assert 2000 <= allowed <= 2000 + int(elapsed * 2000) + 1
+    assert all(0 <= d.remaining <= 2000 for d in decisions)
+    assert decisions[0].remaining == 1999
+
+
+@pytest.mark.parametrize("which", ["memory", "redis"])
+async def test_a_share_that_is_not_a_whole_number_of_units_is_exact(
+    which: str, redis_namespace: str
+) -> None:
+    """7 per 3 s: one request every 428,571.43 µs, across two replicas."""
+    clients, limiters = await replicas(redis_namespace)
+    memory = MemoryRateLimiter()
+    try:
+        decisions = []
+        for index in range(20):
+            limiter = memory if which == "memory" else limiters[index % 2]
+            decisions.append(await limiter.hit("odd", 7, 3))
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert [d.allowed for d in decisions] == [True] * 7 + [False] * 13
+    assert [d.remaining for d in decisions[:7]] == [6, 5, 4, 3, 2, 1, 0]
+    refused = decisions[7]
+    assert 0.40 < refused.retry_after <= 3 / 7
+    assert 2.9 < refused.reset_after <= 3.0
