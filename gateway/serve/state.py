@@ -3,6 +3,7 @@ reloader, its workers."""
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ from gateway.serve.switch import Switch
 from gateway.snapshot import Snapshot
 from gateway.upstream.clients import ClientPool
 
-__all__ = ["GatewayState", "log_warnings"]
+__all__ = ["GatewayState", "freeze_heap", "log_warnings"]
 
 
 @dataclass
@@ -45,6 +46,18 @@ class GatewayState:
         retired = self.pool.retain(snapshot.upstreams.values())
         if retired:
             logger.info("retiring upstream clients: %s", ", ".join(sorted(retired)))
+        freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Move what is alive now (modules, the snapshot, compiled templates and schemas) out
+    of the collector's sight: full collections otherwise walk it all and paused the loop
+    65-130 ms every 2 s or so under load (p99). After a reload the previous freeze is
+    lifted first, so that the replaced snapshot can still be freed: that one collection is
+    part of the reload's cost, not of a request's."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def log_warnings(snapshot: Snapshot, previous: Snapshot | None = None) -> None:

@@ -31,7 +31,7 @@ from gateway.serve.keys import is_admin, require_admin
 from gateway.serve.mcp import McpEndpoint
 from gateway.serve.problems import PROBLEM_CONTENT_TYPE, problem_body
 from gateway.serve.scrape import metrics_handler
-from gateway.serve.state import GatewayState
+from gateway.serve.state import GatewayState, freeze_heap
 from gateway.snapshot import Snapshot
 from gateway.store.throttle import Throttle
 
@@ -249,6 +249,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) ->
         if state.scheduler is not None:
             workers.append(asyncio.create_task(state.scheduler.run()))
         await oauth.server()  # creates (and prints once) generated client credentials
+        freeze_heap()  # start-up's objects live as long as the process
 
     async def close_pool() -> None:
         # Handlers get what is left of server.shutdown_timeout after the requests in flight
