@@ -168,9 +168,10 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) ->
     def openapi_json() -> Response[bytes]:
         return Response(documents.of(switch.current).json(), media_type=MediaType.JSON)
 
-    @get("/openapi.yaml", sync_to_thread=False)
-    def openapi_yaml() -> Response[bytes]:
-        return Response(documents.of(switch.current).yaml(), media_type=YAML_MEDIA_TYPE)
+    @get("/openapi.yaml")
+    async def openapi_yaml() -> Response[bytes]:
+        encoded = await documents.of(switch.current).yaml_bytes()
+        return Response(encoded, media_type=YAML_MEDIA_TYPE)
 
     def profile_of(snapshot: Snapshot, profile: str) -> str:
         if profile not in snapshot.profiles:
@@ -186,10 +187,10 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) ->
         encoded = documents.of(snapshot).json(profile_of(snapshot, profile))
         return Response(encoded, media_type=MediaType.JSON)
 
-    @get("/actions/{profile:str}/openapi.yaml", sync_to_thread=False)
-    def profile_yaml(profile: FromPath[str]) -> Response[bytes]:
+    @get("/actions/{profile:str}/openapi.yaml")
+    async def profile_yaml(profile: FromPath[str]) -> Response[bytes]:
         snapshot = switch.current
-        encoded = documents.of(snapshot).yaml(profile_of(snapshot, profile))
+        encoded = await documents.of(snapshot).yaml_bytes(profile_of(snapshot, profile))
         return Response(encoded, media_type=YAML_MEDIA_TYPE)
 
     @get("/.well-known/ai-plugin.json", sync_to_thread=False)
