@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from gateway.compiler.collect import Compilation
 from gateway.compiler.validation import PATH_PARAM
-from gateway.snapshot import CompiledRoute, CompiledWebhook, RouteTable
+from gateway.snapshot import CompiledRoute, CompiledWebhook, PathNode, PatternRoute, RouteTable
 
 __all__ = [
     "RESERVED_PATHS",
@@ -42,21 +42,59 @@ def path_shape(path: str) -> str:
     return PATH_PARAM.sub("{}", path)
 
 
+class _Node:
+    """A PathNode while the table is built."""
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.mixed: dict[str, tuple[re.Pattern[str], _Node]] = {}
+        self.ends: list[PatternRoute] = []
+
+    def child(self, segment: str) -> _Node:
+        if "{" not in segment:
+            return self.literal.setdefault(segment, _Node())
+        if PATH_PARAM.fullmatch(segment):
+            if self.param is None:
+                self.param = _Node()
+            return self.param
+        shape = path_shape(segment)  # `{a}.json` and `{b}.json` are one segment
+        if shape not in self.mixed:
+            self.mixed[shape] = (re.compile(_regex(segment)), _Node())
+        return self.mixed[shape][1]
+
+    def frozen(self) -> PathNode:
+        return PathNode(
+            {segment: node.frozen() for segment, node in self.literal.items()},
+            None if self.param is None else self.param.frozen(),
+            tuple((regex, node.frozen()) for regex, node in self.mixed.values()),
+            tuple(self.ends),
+        )
+
+
+def _regex(path: str) -> str:
+    """A route path as a regex: each `{name}` one non-empty segment (or part of one)."""
+    return PATH_PARAM.sub(r"(?P<\1>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
+
+
 def build_table(routes: Iterable[CompiledRoute]) -> RouteTable:
     exact: dict[tuple[str, str], CompiledRoute] = {}
+    root = _Node()
     patterns = []
     methods: dict[str, set[str]] = defaultdict(set)
-    for route in routes:
+    for order, route in enumerate(routes):
         if "{" in route.path:
-            regex = PATH_PARAM.sub(
-                r"(?P<\1>[^/]+)", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}")
-            )
-            patterns.append((route.method, re.compile(regex), route))
+            node = root
+            for segment in route.path.split("/"):
+                node = node.child(segment)
+            found = PatternRoute(order, route.method, re.compile(_regex(route.path)), route)
+            node.ends.append(found)
+            patterns.append(found)
         else:
             exact[(route.method, route.path)] = route
             methods[route.path].add(route.method)
     frozen = {path: frozenset(found) for path, found in methods.items()}
-    return RouteTable(exact, tuple(patterns), frozen)
+    return RouteTable(exact, root.frozen(), frozen, tuple(patterns))
 
 
 def check_duplicates(run: Compilation) -> None:

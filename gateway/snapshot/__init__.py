@@ -25,6 +25,8 @@ from gateway.snapshot.plugins import PluginTarget
 from gateway.snapshot.routes import (
     CompiledRoute,
     InboundAuthSpec,
+    PathNode,
+    PatternRoute,
     PluginRoute,
     ProxyRoute,
     RateLimitSpec,
@@ -69,6 +71,8 @@ __all__ = [
     "OutboundAuth",
     "ParamValidator",
     "PassthroughAuth",
+    "PathNode",
+    "PatternRoute",
     "PluginRoute",
     "PluginTarget",
     "ProxyRoute",

@@ -20,6 +20,8 @@ from gateway.snapshot.validation import BodyValidator, ParamValidator
 __all__ = [
     "CompiledRoute",
     "InboundAuthSpec",
+    "PathNode",
+    "PatternRoute",
     "PluginRoute",
     "ProxyRoute",
     "RateLimitSpec",
@@ -156,29 +158,89 @@ class RouteMatch:
     params: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class PatternRoute:
+    """A parameterised route: where it was declared (the first match wins), its path's
+    regex (which gives the parameters once it is chosen) and the route."""
+
+    order: int
+    method: str
+    pattern: re.Pattern[str]
+    route: CompiledRoute
+
+
+@dataclass(frozen=True, slots=True)
+class PathNode:
+    """One path segment of the parameterised routes: a trie, so that finding a route
+    costs the path's length, not the number of routes."""
+
+    literal: Mapping[str, PathNode]
+    """Segments written out: `items` of `/items/{id}`."""
+    param: PathNode | None
+    """A whole segment that is one parameter, `{id}`: any non-empty segment."""
+    mixed: tuple[tuple[re.Pattern[str], PathNode], ...]
+    """Segments with text and parameters, `{name}.json`: tried by their regex."""
+    ends: tuple[PatternRoute, ...]
+    """The routes whose path ends here."""
+
+    def candidates(self, segments: list[str], at: int, found: list[PatternRoute]) -> None:
+        """Every route whose path matches ``segments[at:]`` from this node."""
+        if at == len(segments):
+            found.extend(self.ends)
+            return
+        segment = segments[at]
+        child = self.literal.get(segment)
+        if child is not None:
+            child.candidates(segments, at + 1, found)
+        if self.param is not None and segment:
+            self.param.candidates(segments, at + 1, found)
+        for regex, node in self.mixed:
+            if regex.fullmatch(segment):
+                node.candidates(segments, at + 1, found)
+
+
+SCAN_AT_MOST = 12
+"""Up to this many parameterised routes, trying each regex is faster than the trie."""
+
+
 @dataclass(frozen=True)
 class RouteTable:
-    """Exact paths in a dict; parameterised ones tried in declaration order."""
+    """Exact paths in a dict; parameterised ones in a trie of segments, the first declared
+    of those that match winning (as if tried in declaration order). A few are just tried
+    in order."""
 
     exact: Mapping[tuple[str, str], CompiledRoute]
-    patterns: tuple[tuple[str, re.Pattern[str], CompiledRoute], ...]
+    tree: PathNode
     methods_by_path: Mapping[str, frozenset[str]]
+    patterns: tuple[PatternRoute, ...]
+    """In declaration order; scanned when there are at most SCAN_AT_MOST."""
 
     def match(self, method: str, path: str) -> RouteMatch | None:
         route = self.exact.get((method, path))
         if route is not None:
             return RouteMatch(route, {})
-        for route_method, pattern, candidate in self.patterns:
-            if route_method == method:
-                found = pattern.fullmatch(path)
-                if found:
-                    return RouteMatch(candidate, found.groupdict())
-        return None
+        if len(self.patterns) <= SCAN_AT_MOST:
+            for candidate in self.patterns:
+                if candidate.method == method:
+                    matched = candidate.pattern.fullmatch(path)
+                    if matched:
+                        return RouteMatch(candidate.route, matched.groupdict())
+            return None
+        found: list[PatternRoute] = []
+        self.tree.candidates(path.split("/"), 0, found)
+        best = None
+        for candidate in found:
+            if candidate.method == method and (best is None or candidate.order < best.order):
+                best = candidate
+        if best is None:
+            return None
+        matched = best.pattern.fullmatch(path)
+        return RouteMatch(best.route, matched.groupdict() if matched else {})
 
     def allowed_methods(self, path: str) -> frozenset[str]:
         """Methods some route declares for ``path`` (for 405 and CORS preflight)."""
         methods = set(self.methods_by_path.get(path, ()))
-        for method, pattern, _ in self.patterns:
-            if pattern.fullmatch(path):
-                methods.add(method)
+        found: list[PatternRoute] = []
+        self.tree.candidates(path.split("/"), 0, found)
+        methods.update(candidate.method for candidate in found)
         return frozenset(methods)
