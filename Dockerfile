@@ -29,6 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GATEWAY_CONFIG_DIR=/app \
     GATEWAY_HOST=0.0.0.0 \
+    GATEWAY_WORKERS=auto \
     PORT=8080
 RUN groupadd --gid 10001 gateway \
  && useradd --uid 10001 --gid 10001 --home-dir /app --no-create-home --shell /usr/sbin/nologin gateway

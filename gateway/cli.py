@@ -329,6 +329,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if log_format not in LOG_FORMATS:
         print(f"GATEWAY_LOG_FORMAT must be text or json, got {log_format!r}", file=sys.stderr)
         return 2
+    requested = args.workers or environ.get("GATEWAY_WORKERS") or "1"
+    if requested != "1" and not args.reuse_port:
+        supervised = _serve_workers(args, requested, host, port, environ, log_format)
+        if supervised is not None:
+            return supervised
     return serve(
         args.config_dir,
         host,
@@ -339,7 +344,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         dotenv=dotenv,
         log_format=log_format,
         log_level=args.log_level,
+        reuse_port=args.reuse_port,
     )
+
+
+def _serve_workers(
+    args: argparse.Namespace,
+    requested: str,
+    host: str,
+    port: int,
+    environ: dict[str, str],
+    log_format: str,
+) -> int | None:
+    """`serve --workers N`: the supervisor (gateway.workers) of N `serve --reuse-port`; None
+    when N comes out as one (`auto` on one core, or with the memory store)."""
+    from gateway.logs import configure_logging
+    from gateway.workers import supervise, worker_count
+
+    snapshot = _snapshot_or_exit(args.config_dir)
+    startup = snapshot.startup
+    try:
+        count = worker_count(requested, not startup.store_url.startswith("memory:"))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if count == 1:
+        return None
+    arguments = ["serve", "--config-dir", str(args.config_dir), "--host", host]
+    arguments += ["--port", str(port), "--workers", "1", "--reuse-port"]
+    arguments += ["--log-format", log_format]
+    if args.no_watch:
+        arguments.append("--no-watch")
+    if args.verbose:
+        arguments.append("--verbose")
+    if args.log_level:
+        arguments += ["--log-level", args.log_level]
+    configure_logging(args.log_level or environ.get("GATEWAY_LOG_LEVEL", "INFO"), log_format)
+    grace = startup.drain + startup.shutdown_timeout + 10.0
+    return supervise(arguments, count, os.environ, grace)
 
 
 def _port_or_exit(environ: dict[str, str]) -> int:
@@ -428,6 +470,18 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="default: GATEWAY_LOG_LEVEL, else INFO (--verbose: DEBUG)",
+    )
+    serve.add_argument(
+        "--workers",
+        help="serving processes sharing the port: a number, or auto (one per core, or per "
+        "container CPU; one with the memory store). More than one needs a shared store "
+        "(Redis). Default: GATEWAY_WORKERS, else 1",
+    )
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="bind with SO_REUSEPORT so that other processes can share the port (what each "
+        "of --workers does)",
     )
     serve.set_defaults(run=_cmd_serve)
     check = command("check", "load, compile and lint the configuration")

@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import time
 from collections.abc import Generator, Mapping
 from pathlib import Path
@@ -40,9 +41,11 @@ def serve(
     dotenv: DotEnv | None = None,
     log_format: str = "text",
     log_level: str | None = None,
+    reuse_port: bool = False,
 ) -> int:
     """``environ``: what the configuration interpolates (default: the process environment);
-    ``dotenv``: the `.env` it was merged from, reported at start. ``verbose``: DEBUG logs."""
+    ``dotenv``: the `.env` it was merged from, reported at start. ``verbose``: DEBUG logs.
+    ``reuse_port``: bind with SO_REUSEPORT, as each of `--workers N` does."""
     env = os.environ if environ is None else environ
     level = "DEBUG" if verbose else log_level or env.get("GATEWAY_LOG_LEVEL", "INFO")
     configure_logging(level, log_format)
@@ -122,11 +125,24 @@ def serve(
             logger.error("GATEWAY_DRAIN: %s", exc)
             return 1
     try:
-        _Server(config, booted.reloader, state, drain).run()
+        sockets = [_reusable_socket(host, port)] if reuse_port else None
+        _Server(config, booted.reloader, state, drain).run(sockets=sockets)
     finally:
         if tracing is not None:
             tracing.shutdown()  # the spans still queued are exported
     return 0
+
+
+def _reusable_socket(host: str, port: int) -> socket.socket:
+    """A listening socket other processes may bind too (the kernel spreads connections)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _report_dotenv(dotenv: DotEnv) -> None:

@@ -5,6 +5,7 @@ lifespan runs this process's watcher, webhook worker and scheduler."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import time
@@ -45,6 +46,8 @@ YAML_MEDIA_TYPE = "application/yaml"  # RFC 9512
 
 STORE_PROBE_SECONDS = 0.5
 INSTANCE = socket.gethostname()
+WORKER = os.environ.get("GATEWAY_WORKER")
+"""`<index>/<count>` in a worker of `gateway serve --workers N` (gateway.workers); else None."""
 """Which replica answered (a container's hostname): tells replicas apart behind a balancer."""
 
 
@@ -110,6 +113,7 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) ->
             "last_reload_error": _reload_error(reloader, request, snapshot),
             "uptime_seconds": round(time.time() - state.started_at, 1),
             "instance": INSTANCE,
+            "process": {"pid": os.getpid(), "worker": WORKER},
             "store": state.backend.kind,
             "webhooks": {
                 "ids": sorted(snapshot.webhooks),

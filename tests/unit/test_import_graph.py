@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
     {"serve"},  # the ASGI app
     {"boot"},  # the one boot path
     {"tracing"},  # OpenTelemetry around a booted app (imported only when it is on)
-    {"run", "asgi"},  # `gateway serve` and the importable ASGI app
+    {"run", "asgi", "workers"},  # `gateway serve`, the ASGI app, `serve --workers N`
     {"cli"},  # the command line
     {"__main__", "__init__"},  # `python -m gateway`, the package's public names
 ]
