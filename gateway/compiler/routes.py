@@ -15,7 +15,13 @@ from gateway.compiler.schemas import unknown_schema
 from gateway.compiler.table import RESERVED_PATHS, RESERVED_PREFIXES, path_shape
 from gateway.compiler.templates import ERROR_NAMES, REQUEST_NAMES, RESPONSE_NAMES
 from gateway.compiler.upstreams import DEFAULT_TIMEOUT, DeclaredUpstream, retry_policy
-from gateway.compiler.validation import PATH_PARAM, body_validator, path_params, rewrite_refs
+from gateway.compiler.validation import (
+    PATH_PARAM,
+    body_validator,
+    fast_check,
+    path_params,
+    rewrite_refs,
+)
 from gateway.config.load import LoadedRoutes
 from gateway.config.model import Param, Route, Upstream
 from gateway.config.source import SourceFile
@@ -267,7 +273,8 @@ def _body(
         return None
     if missing:
         return None
-    return BodyValidator(body_validator(schema, schemas), route.body.required)
+    validator = body_validator(schema, schemas)
+    return BodyValidator(validator, route.body.required, fast_check(validator))
 
 
 def _path_params(run: Compilation, source: SourceFile, path: str, route: Route) -> list[Param]:

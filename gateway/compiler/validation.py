@@ -8,10 +8,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 from gateway.config.model import Param, Route
+from gateway.snapshot.validation import FastCheck
 
-__all__ = ["COMPONENTS_PREFIX", "PATH_PARAM", "body_validator", "path_params", "rewrite_refs"]
+__all__ = [
+    "COMPONENTS_PREFIX",
+    "PATH_PARAM",
+    "body_validator",
+    "fast_check",
+    "path_params",
+    "rewrite_refs",
+]
 
 COMPONENTS_PREFIX = "#/components/schemas/"
 PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -42,6 +51,19 @@ def rewrite_refs(schema: Any, known: set[str], missing: list[str]) -> Any:
     if isinstance(schema, list):
         return [rewrite_refs(item, known, missing) for item in schema]
     return schema
+
+
+def fast_check(validator: jsonschema.protocols.Validator) -> FastCheck | None:
+    """The same schema compiled by jsonschema-rs (formats checked too), or None when it
+    cannot compile it (then jsonschema alone decides, as before)."""
+    schema = validator.schema
+    if not isinstance(schema, dict):
+        return None
+    try:
+        compiled: FastCheck = jsonschema_rs.validator_for(schema, validate_formats=True)
+    except (ValueError, jsonschema_rs.ValidationError):
+        return None
+    return compiled
 
 
 def body_validator(

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import jsonschema
 import msgspec
 
-__all__ = ["BodyValidator", "FieldError", "ParamRule", "ParamValidator", "body_errors"]
+__all__ = ["BodyValidator", "FastCheck", "FieldError", "ParamRule", "ParamValidator", "body_errors"]
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -152,14 +152,28 @@ class ParamValidator:
         return value
 
 
+class FastCheck(Protocol):
+    """A compiled validator that only says yes or no (jsonschema-rs): 0.3 µs where walking
+    the schema for errors takes 18."""
+
+    def is_valid(self, instance: Any) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BodyValidator:
-    """A route's JSON body schema, compiled: ``validator.errors(body)`` lists every failure."""
+    """A route's JSON body schema, compiled: ``validator.errors(body)`` lists every failure.
+
+    ``fast`` answers the common case, a valid body; a body it refuses is walked by
+    ``schema`` for the error texts (so they are jsonschema's, and a body the fast check
+    alone would refuse is still accepted when jsonschema finds nothing wrong)."""
 
     schema: jsonschema.protocols.Validator
     required: bool
+    fast: FastCheck | None = None
 
     def errors(self, body: Any) -> list[FieldError]:
+        if self.fast is not None and self.fast.is_valid(body):
+            return []
         return body_errors(self.schema, body)
 
 
