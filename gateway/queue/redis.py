@@ -27,7 +27,6 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from gateway.queue.batching import TurnBatcher
 from gateway.queue.events import (
     Delivery,
     QueuedEvent,
@@ -35,6 +34,7 @@ from gateway.queue.events import (
     encode_event,
     first_attempt,
 )
+from gateway.store.batching import TurnBatcher
 from gateway.store.client import RedisClient, key_prefix
 
 __all__ = ["GROUP", "RedisQueue"]
