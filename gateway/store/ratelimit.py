@@ -83,14 +83,16 @@ class MemoryRateLimiter:
         return decision
 
 
-# KEYS[1] = the key; ARGV = limit, period (µs). Uses the Redis server's clock (TIME), so
-# replicas with skewed clocks still share one budget. Lua has only doubles (exact below
-# 2^53), so the arrival time is kept as whole microseconds plus a remainder in 1/limit µs
-# ("tat:rem"): one request's share, period / limit, need not be a whole microsecond and
-# nothing is rounded. Returns allowed, remaining, retry_after_us, reset_after_us.
+# KEYS[1] = the key; ARGV = limit, period (µs), wanted (how many requests to admit at most:
+# a lease, see RedisRateLimiter). Uses the Redis server's clock (TIME), so replicas with
+# skewed clocks still share one budget. Lua has only doubles (exact below 2^53), so the
+# arrival time is kept as whole microseconds plus a remainder in 1/limit µs ("tat:rem"):
+# one request's share, period / limit, need not be a whole microsecond and nothing is
+# rounded. Returns admitted, remaining, retry_after_us, reset_after_us.
 _GCRA = """
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local share = math.floor(period / limit)
 local share_rem = period - share * limit
 local t = redis.call('TIME')
@@ -107,56 +109,116 @@ if stored then
   end
 end
 if tat < now then tat, rem = now, 0 end
-local new_tat, new_rem = tat + share, rem + share_rem
-if new_rem >= limit then new_tat, new_rem = new_tat + 1, new_rem - limit end
-local allow_at = new_tat - period
-if now < allow_at or (now == allow_at and new_rem > 0) then
-  return {0, 0, math.ceil(allow_at - now + new_rem / limit), math.ceil(tat - now + rem / limit)}
+-- How many fit: n shares after tat must end by now + period.
+local fits = math.floor(((now - tat + period) * limit - rem) / period)
+if fits < 1 then
+  local allow_at, allow_rem = tat + share - period, rem + share_rem
+  if allow_rem >= limit then allow_at, allow_rem = allow_at + 1, allow_rem - limit end
+  return {0, 0, math.ceil(allow_at - now + allow_rem / limit), math.ceil(tat - now + rem / limit)}
 end
+local admitted = math.min(fits, wanted)
+local carry = rem + admitted * share_rem
+local new_tat = tat + admitted * share + math.floor(carry / limit)
+local new_rem = carry % limit
 redis.call('SET', KEYS[1], string.format('%d:%d', new_tat, new_rem), 'PX',
   math.ceil((new_tat - now) / 1000) + 1)
 local remaining = math.floor(((now - new_tat + period) * limit - new_rem) / period)
 if remaining < 0 then remaining = 0 end
-return {1, remaining, 0, math.ceil(new_tat - now + new_rem / limit)}
+return {admitted, remaining, 0, math.ceil(new_tat - now + new_rem / limit)}
 """
+
+LEASE_SHARE = 100
+"""A lease is at most 1/100 of the limit..."""
+LEASE_WINDOW = 0.05
+"""...and at most what the limit earns in 50 ms; it is used within that time or dropped."""
+
+
+@dataclass(slots=True)
+class _Lease:
+    left: int
+    until: float
+    remaining: int
+    reset_after: float
 
 
 class RedisRateLimiter:
     """Shared by every process on one Redis. The hits of one event-loop turn go in one
     pipelined round trip (gateway.store.batching): under load, many requests pay one
-    client round trip and one parse instead of one each."""
+    client round trip and one parse instead of one each.
+
+    A high limit is served from leases: a process takes up to 1 % of the limit (what it
+    earns in 50 ms at most) in one call and admits them locally within that time. The
+    shared budget is charged when a lease is taken, so all processes together never admit
+    more than the limit plus one lease each over a window, and a lease not used in time is
+    lost (a few early 429s at worst). A limit under 200 per period, or earning fewer than two
+    requests in 50 ms, is exact: it gets no lease."""
 
     def __init__(self, redis: RedisClient, namespace: str, *, cluster: bool = False) -> None:
         self._redis = redis
         self._script = redis.register_script(_GCRA)
         self._prefix = f"{key_prefix(namespace, cluster)}ratelimit:"
         self._cluster = cluster  # redis-py refuses EVALSHA in a cluster pipeline
-        self._hits: TurnBatcher[tuple[str, int, int], list[Any]] = TurnBatcher(self._send)
+        self._hits: TurnBatcher[tuple[str, int, int, int], list[Any]] = TurnBatcher(self._send)
+        self._leases: dict[str, _Lease] = {}
+        self._taking: dict[str, asyncio.Future[None]] = {}
+        """Keys whose lease is being taken: the other requests for them wait for it."""
 
     async def hit(self, key: str, limit: int, period: float) -> Decision:
-        allowed, remaining, retry_us, reset_us = await self._hits.submit(
-            (self._prefix + key, limit, int(period * 1_000_000))
-        )
-        return Decision(bool(allowed), limit, int(remaining), retry_us / 1e6, reset_us / 1e6)
+        for _ in range(2):  # a lease taken meanwhile by a call of this process serves this one
+            lease = self._leases.get(key)
+            if lease is not None and lease.left > 0 and time.monotonic() < lease.until:
+                lease.left -= 1
+                return Decision(True, limit, lease.remaining + lease.left, 0.0, lease.reset_after)
+            taking = self._taking.get(key)
+            if taking is None:
+                break
+            await asyncio.shield(taking)
+        wanted = max(1, min(limit // LEASE_SHARE, int(limit * LEASE_WINDOW / period)))
+        if wanted == 1:
+            return await self._decide(key, limit, period, 1)
+        taking = self._taking[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._decide(key, limit, period, wanted)
+        finally:
+            del self._taking[key]
+            taking.set_result(None)
 
-    async def _send(self, batch: list[tuple[str, int, int]]) -> list[list[Any] | BaseException]:
+    async def _decide(self, key: str, limit: int, period: float, wanted: int) -> Decision:
+        """One call to Redis: admits up to ``wanted``; beyond the first, a lease."""
+        now = time.monotonic()
+        admitted, remaining, retry_us, reset_us = await self._hits.submit(
+            (self._prefix + key, limit, int(period * 1_000_000), wanted)
+        )
+        if admitted > 1:
+            if len(self._leases) > 10_000:  # keys that stopped calling
+                self._leases = {k: found for k, found in self._leases.items() if found.until > now}
+            until = now + admitted * period / limit  # the time these requests represent
+            self._leases[key] = _Lease(admitted - 1, until, remaining, reset_us / 1e6)
+        else:
+            self._leases.pop(key, None)
+        left = int(remaining) + max(0, int(admitted) - 1)
+        return Decision(admitted > 0, limit, left, retry_us / 1e6, reset_us / 1e6)
+
+    async def _send(
+        self, batch: list[tuple[str, int, int, int]]
+    ) -> list[list[Any] | BaseException]:
         if self._cluster or len(batch) == 1:
             found = await asyncio.gather(
-                *(self._script(keys=[key], args=[limit, period]) for key, limit, period in batch),
+                *(self._script(keys=[key], args=args) for key, *args in batch),
                 return_exceptions=True,
             )
             return list(found)
         # EVALSHA rather than the Script in the pipeline, which would first ask SCRIPT EXISTS
         # (another round trip) on every batch.
         async with self._redis.pipeline(transaction=False) as pipe:
-            for key, limit, period in batch:
-                pipe.evalsha(self._script.sha, 1, key, limit, period)
+            for key, *args in batch:
+                pipe.evalsha(self._script.sha, 1, key, *args)
             answers: list[Any] = await pipe.execute(raise_on_error=False)
         for index, answer in enumerate(answers):
             if isinstance(answer, NoScriptError):  # Redis restarted: the script loads again
-                key, limit, period = batch[index]
+                key, *args = batch[index]
                 try:
-                    answers[index] = await self._script(keys=[key], args=[limit, period])
+                    answers[index] = await self._script(keys=[key], args=args)
                 except Exception as exc:
                     answers[index] = exc
         return answers

@@ -124,3 +124,23 @@ async def test_a_share_that_is_not_a_whole_number_of_units_is_exact(
     refused = decisions[7]
     assert 0.40 < refused.retry_after <= 3 / 7
     assert 2.9 < refused.reset_after <= 3.0
+
+
+async def evalsha_calls(client: Redis) -> int:
+    stats = await client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+
+async def test_a_high_limit_is_served_from_leases(redis_namespace: str) -> None:
+    """1,000,000 a second: one call leases 1 % of it (what 50 ms earn, at most), so 3,000
+    requests cost Redis one call, not 3,000."""
+    clients, limiters = await replicas(redis_namespace)
+    try:
+        before = await evalsha_calls(clients[0])
+        decisions = [await limiters[0].hit("high", 1_000_000, 1) for _ in range(3000)]
+        calls = await evalsha_calls(clients[0]) - before
+    finally:
+        for client in clients:
+            await client.aclose()
+    assert all(d.allowed for d in decisions)
+    assert 1 <= calls < 30  # a lease covers 10 ms of the limit: a slow machine takes a few
