@@ -109,7 +109,9 @@ class Tracing:
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)  # plugins' own spans (trace.get_tracer) join in
-        # Every aiohttp session created from now on: the pool's (routes and plugins' clients).
+        # Every aiohttp session created from now on: the pool's (routes and plugins' clients),
+        # which serves every upstream through aiohttp while traced.
+        booted.state.pool.traced = True
         AioHttpClientInstrumentor().instrument(tracer_provider=provider, url_filter=_url_filter)
         current = booted.state.switch.get
         app = OpenTelemetryMiddleware(

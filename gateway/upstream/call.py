@@ -1,4 +1,4 @@
-"""One upstream call with the route's retries and timeout, on the pooled session.
+"""One upstream call with the route's retries and timeout, on the upstream's pool.
 
 Shared by the dispatcher (declared routes) and the clients plugins get, so both apply the
 same auth headers, retry policy and timeouts. Failures are raised as UpstreamTimeout or
@@ -22,6 +22,7 @@ from gateway.errors import UpstreamError, UpstreamTimeout, UpstreamTooLarge
 from gateway.logs import UPSTREAM_TIMING
 from gateway.snapshot import IDEMPOTENT_METHODS, RetryPolicy, UpstreamSettings
 from gateway.upstream.clients import ClientPool
+from gateway.upstream.h1 import H1ConnectError, H1Error, H1Pool, H1TooLarge
 
 __all__ = ["UpstreamAnswer", "UpstreamCaller"]
 
@@ -36,6 +37,11 @@ class UpstreamAnswer:
     body: bytes
     retry_after: str | None = None
     """The upstream's Retry-After (on 429 and 503), passed on to the caller."""
+
+
+class _Unreachable(Exception):
+    """No answer from the upstream; the text names the kind of failure (never its address:
+    callers see it)."""
 
 
 class UpstreamCaller:
@@ -58,69 +64,125 @@ class UpstreamCaller:
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
     ) -> UpstreamAnswer:
-        session = self.pool.session(settings)
+        client = self.pool.client(settings)
         url = self._url(settings.base_url, path)
         attempts = retry.attempts if method in IDEMPOTENT_METHODS else 1
         deadline = time.monotonic() + retry.deadline
-        self.pool.acquire(session)
+        self.pool.acquire(client)
         try:
             for attempt in range(1, attempts + 1):
                 last = attempt == attempts
                 remaining = deadline - time.monotonic()
                 # The last attempt that fits gets what is left of the deadline.
                 if remaining < timeout_seconds:
-                    # Not cached: each such value is used once.
-                    client_timeout = aiohttp.ClientTimeout(
-                        total=max(remaining, 0.001), connect=settings.connect_timeout
-                    )
+                    timeout = max(remaining, 0.001)
                     detail = f"did not answer within the {retry.deadline:g}s deadline"
                 else:
-                    client_timeout = self._timeout(settings, timeout_seconds)
+                    timeout = timeout_seconds
                     detail = f"did not answer within {timeout_seconds:g}s"
                 sent = time.perf_counter()
                 try:
-                    async with session.request(
-                        method,
-                        url,
-                        params=params or None,
-                        headers=headers,
-                        data=data,
-                        timeout=client_timeout,
-                        allow_redirects=False,
-                    ) as response:
-                        try:
-                            body = await _read_capped(response, settings)
-                        except UpstreamTooLarge:
-                            _failed(settings.name, "too_large", sent, response.status)
-                            raise
-                        _answered(settings.name, response.status, sent)
-                        retry_after = (
-                            response.headers.get("Retry-After") if response.status >= 400 else None
+                    if isinstance(client, H1Pool):
+                        answer = await self._h1(
+                            client, settings, method, url, params, headers, data, timeout
                         )
-                        if response.status in retry.on_status and not last:
-                            pause = _pause(retry, attempt, retry_after)
-                            if time.monotonic() + pause < deadline:
-                                await asyncio.sleep(pause)
-                                continue
-                        content_type = response.headers.get("Content-Type")
-                        encoded = content_type.encode() if content_type else None
-                        return UpstreamAnswer(response.status, encoded, body, retry_after)
+                    else:
+                        answer = await self._aiohttp(
+                            client, settings, method, url, params, headers, data, timeout
+                        )
+                except UpstreamTooLarge:
+                    _failed(settings.name, "too_large", sent, None)
+                    raise
                 except TimeoutError:
                     _failed(settings.name, "timeout", sent, None)
                     if last or deadline - time.monotonic() <= 0:
                         raise UpstreamTimeout(settings.name, detail) from None
-                except aiohttp.ClientError as exc:
+                except _Unreachable as exc:
                     _failed(settings.name, "unreachable", sent, None)
                     if last:
-                        detail = f"could not be reached: {type(exc).__name__}"
-                        raise UpstreamError(settings.name, detail) from None
+                        raise UpstreamError(settings.name, f"could not be reached: {exc}") from None
+                else:
+                    _answered(settings.name, answer.status, sent)
+                    if answer.status in retry.on_status and not last:
+                        pause = _pause(retry, attempt, answer.retry_after)
+                        if time.monotonic() + pause < deadline:
+                            await asyncio.sleep(pause)
+                            continue
+                    return answer
                 pause = _pause(retry, attempt, None)
                 if time.monotonic() + pause >= deadline:
                     raise UpstreamTimeout(settings.name, detail)
                 await asyncio.sleep(pause)
             raise AssertionError("unreachable: the last attempt returns or raises")
         finally:
-            self.pool.release(session)
+            self.pool.release(client)
+
+    async def _h1(
+        self,
+        client: H1Pool,
+        settings: UpstreamSettings,
+        method: str,
+        url: yarl.URL,
+        params: Mapping[str, str | Sequence[str]] | None,
+        headers: dict[str, str] | None,
+        data: bytes | None,
+        seconds: float,
+    ) -> UpstreamAnswer:
+        """One attempt on the keep-alive pool (the query encoded as aiohttp would)."""
+        target = (url.extend_query(params) if params else url).raw_path_qs
+        try:
+            response = await client.request(
+                method,
+                target,
+                headers or {},
+                data,
+                timeout=seconds,
+                connect_timeout=settings.connect_timeout,
+                max_body=settings.max_answer_bytes,
+            )
+        except H1TooLarge:
+            cap = settings.max_answer_bytes
+            raise UpstreamTooLarge(settings.name, f"answered more than {cap} bytes") from None
+        except H1ConnectError:
+            raise _Unreachable("ConnectError") from None
+        except H1Error:
+            raise _Unreachable("ProtocolError") from None
+        retry_after = response.headers.get("Retry-After") if response.status >= 400 else None
+        content_type = response.headers.get("Content-Type")
+        encoded = content_type.encode() if content_type else None
+        return UpstreamAnswer(response.status, encoded, response.body, retry_after)
+
+    async def _aiohttp(
+        self,
+        session: aiohttp.ClientSession,
+        settings: UpstreamSettings,
+        method: str,
+        url: yarl.URL,
+        params: Mapping[str, str | Sequence[str]] | None,
+        headers: dict[str, str] | None,
+        data: bytes | None,
+        seconds: float,
+    ) -> UpstreamAnswer:
+        """One attempt on an aiohttp session (with traces on: it makes the span)."""
+        try:
+            async with session.request(
+                method,
+                url,
+                params=params or None,
+                headers=headers,
+                data=data,
+                timeout=self._timeout(settings, seconds),
+                allow_redirects=False,
+            ) as response:
+                body = await _read_capped(response, settings)
+                retry_after = (
+                    response.headers.get("Retry-After") if response.status >= 400 else None
+                )
+                content_type = response.headers.get("Content-Type")
+                encoded = content_type.encode() if content_type else None
+                return UpstreamAnswer(response.status, encoded, body, retry_after)
+        except aiohttp.ClientError as exc:
+            raise _Unreachable(type(exc).__name__) from None
 
     def _url(self, base_url: str, path: str) -> yarl.URL:
         """Parsed once per distinct URL: parsing is a noticeable share of a proxied call."""
@@ -134,13 +196,16 @@ class UpstreamCaller:
         return url
 
     def _timeout(self, settings: UpstreamSettings, timeout: float) -> Any:
-        """The call's own timeout, or the session's default (no per-request object)."""
+        """The call's own timeout, or the session's default (no per-request object); the
+        cache keeps the routes' timeouts, not the one-off rest of a deadline."""
         if timeout == settings.timeout:
             return _SESSION_DEFAULT
         key = (timeout, settings.connect_timeout)
         found = self._timeouts.get(key)
         if found is None:
-            found = self._timeouts[key] = aiohttp.ClientTimeout(total=key[0], connect=key[1])
+            found = aiohttp.ClientTimeout(total=key[0], connect=key[1])
+            if len(self._timeouts) < _URL_CACHE_SIZE:
+                self._timeouts[key] = found
         return found
 
 

@@ -292,7 +292,7 @@ async def test_unreachable_upstream_is_a_502(
         assert r.status == 502
         assert r.content_type == PROBLEM
         problem = await r.json()
-    assert problem["detail"] == 'upstream "dead" could not be reached: ClientConnectorError'
+    assert problem["detail"] == 'upstream "dead" could not be reached: ConnectError'
     assert problem["type"] == "urn:problem:gateway:upstream-unreachable"
     assert "upstream_status" not in problem
 

@@ -45,7 +45,7 @@ async def test_good_edit_swaps_and_serves(
     folder = write_config(tmp_path, GATEWAY, {"shop": SHOP})
     async with gateway(folder, {"SHOP_URL": shop.url}) as gw:
         before = gw.state.switch.current.version
-        session = gw.state.pool.session(gw.state.switch.current.upstreams["shop"])
+        session = gw.state.pool.client(gw.state.switch.current.upstreams["shop"])
         (folder / "routes.d" / "shop.yaml").write_text(
             SHOP
             + "  - {id: oneItem, path: '/items/{item_id}', upstream: {path: '/v1/items/{{ path.item_id }}'}}\n"
@@ -57,8 +57,8 @@ async def test_good_edit_swaps_and_serves(
         assert gw.state.switch.current.version != before
         async with gw.http.get(f"{gw.url}/items/9") as r:
             assert await r.json() == {"id": "9"}
-        # The upstream's settings did not change: its pooled session is reused.
-        assert gw.state.pool.session(gw.state.switch.current.upstreams["shop"]) is session
+        # The upstream's settings did not change: its pool is reused.
+        assert gw.state.pool.client(gw.state.switch.current.upstreams["shop"]) is session
         assert (await reloader(gw).reload("again")).outcome is ReloadOutcome.UNCHANGED
 
 
@@ -97,15 +97,15 @@ async def test_changed_upstream_gets_a_new_client_and_old_one_is_retired(
 ) -> None:
     folder = write_config(tmp_path, GATEWAY, {"shop": SHOP})
     async with gateway(folder, {"SHOP_URL": shop.url}) as gw:
-        old = gw.state.pool.session(gw.state.switch.current.upstreams["shop"])
+        old = gw.state.pool.client(gw.state.switch.current.upstreams["shop"])
         moved = SHOP.replace("auth:", "connect_timeout: 3s, auth:")  # other client settings
         (folder / "routes.d" / "shop.yaml").write_text(moved.replace("token: t1", "token: t2"))
         assert (await reloader(gw).reload("token")).outcome is ReloadOutcome.SWAPPED
         async with gw.http.get(f"{gw.url}/items") as r:
             assert r.status == 200
-        new = gw.state.pool.session(gw.state.switch.current.upstreams["shop"])
+        new = gw.state.pool.client(gw.state.switch.current.upstreams["shop"])
         assert new is not old
-        for _ in range(40):  # bounded: the retired session closes once idle
+        for _ in range(40):  # bounded: the retired pool closes once idle
             if old.closed:
                 break
             await __import__("asyncio").sleep(0.05)
