@@ -9,9 +9,9 @@ once, whose handlers read the current snapshot: health, OpenAPI documents, docs.
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -80,7 +80,7 @@ class GatewayApp:
             elif key == b"access-control-request-headers":
                 preflight_headers_asked = value.decode("latin-1")
         if request_id is None or not _REQUEST_ID.match(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()  # a uuid4's 32 hex digits, a fifth of its cost
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
         method = scope["method"]
