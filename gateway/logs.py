@@ -6,12 +6,15 @@ so plugin and library log lines carry it too without being handed it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import json
 import logging
 import re
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,13 +104,87 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class _TextFormatter(logging.Formatter):
+    """The text line, its time written once per second (strftime is a third of a line)."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if self._second[0] != second:
+            self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
+        return f"{self._second[1]},{int(record.msecs):03d}"
+
+
+class TurnBufferedHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Lines logged on the event loop are written once per loop turn: a burst of access
+    lines under load is one write, not one each. A warning or worse, and anything logged
+    off the loop, is written at once (after what is pending, so the order is kept); what
+    is pending at exit is written by logging's own shutdown (flush)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        loop = None
+        if record.levelno < logging.WARNING:
+            with contextlib.suppress(RuntimeError):  # off the loop: at once
+                loop = asyncio.get_running_loop()
+        if loop is None:
+            self._pending.append(line)
+            self._write()
+            return
+        self._pending.append(line)
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        self.acquire()
+        try:
+            self._scheduled = False
+            self._write()
+        finally:
+            self.release()
+
+    def _write(self) -> None:
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        with contextlib.suppress(Exception):  # a stream closed at exit: nothing to do
+            self.stream.write(text)
+            self.stream.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write()
+        finally:
+            self.release()
+
+
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     """``fmt``: `text` (one readable line) or `json` (one object per line)."""
-    handler = logging.StreamHandler(sys.stderr)
+    # What no line here shows is not collected for every record (logging's documented
+    # optimizations): the caller's file and line (a stack walk), thread and process names.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    handler = TurnBufferedHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        else _TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
     )
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
