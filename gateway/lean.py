@@ -11,9 +11,16 @@ trace API and SDK stay importable (gateway.tracing, plugins' own spans); its met
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
-__all__ = ["UNUSED_MODULES", "allow_opentelemetry", "skip_unused_opentelemetry"]
+__all__ = [
+    "UNUSED_MODULES",
+    "allow_opentelemetry",
+    "litestar_without_pydantic",
+    "skip_unused_opentelemetry",
+]
 
 UNUSED_MODULES = (
     "litestar.plugins.opentelemetry",
@@ -34,3 +41,20 @@ def allow_opentelemetry() -> None:
     for name in UNUSED_MODULES:
         if name in sys.modules and sys.modules[name] is None:
             del sys.modules[name]
+
+
+@contextlib.contextmanager
+def litestar_without_pydantic() -> Iterator[None]:
+    """While a Litestar app is built: pydantic looks absent, so Litestar adds no pydantic
+    plugins (the gateway's handlers use msgspec). Without this, the MCP SDK's dependency on
+    pydantic makes every app import Litestar's pydantic plugins: about 100 ms at start and
+    their memory, MCP served or not. pydantic stays importable afterwards (the SDK loads it
+    on the first MCP request); an already imported pydantic is left alone."""
+    hidden = "pydantic" not in sys.modules
+    if hidden:
+        sys.modules["pydantic"] = None  # type: ignore[assignment]  # None: "not installed"
+    try:
+        yield
+    finally:
+        if hidden and sys.modules.get("pydantic", 0) is None:
+            del sys.modules["pydantic"]

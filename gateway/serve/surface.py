@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from gateway.lean import litestar_without_pydantic
 from gateway.logs import REQUEST_ID, logger
 from gateway.oauth.accounts import account_handlers
 from gateway.oauth.client_endpoints import client_handlers
@@ -276,31 +277,33 @@ def fixed_surface(state: GatewayState, oauth: OAuthRuntime, mcp: McpEndpoint) ->
         await state.pool.close()
         await state.backend.close()
 
-    return Litestar(
-        route_handlers=[
-            health,
-            ready,
-            index,
-            openapi_json,
-            openapi_yaml,
-            profile_json,
-            profile_yaml,
-            ai_plugin,
-            *docs_handlers(switch, profile_of),
-            admin_reload,
-            dead_letters,
-            replay_dead_letter,
-            metrics_handler(state, throttle, STORE_PROBE_SECONDS),
-            *oauth_handlers(oauth),
-            *client_handlers(oauth),
-            *account_handlers(oauth),
-            *mcp.handlers,
-        ],
-        lifespan=[mcp.lifespan],
-        exception_handlers={Exception: _problem_response},
-        openapi_config=None,
-        logging_config=None,  # ours (gateway.logs) stays in charge of the format
-        on_startup=[start_background],
-        on_shutdown=[close_pool],
-        debug=False,
-    )
+    with litestar_without_pydantic():
+        app = Litestar(
+            route_handlers=[
+                health,
+                ready,
+                index,
+                openapi_json,
+                openapi_yaml,
+                profile_json,
+                profile_yaml,
+                ai_plugin,
+                *docs_handlers(switch, profile_of),
+                admin_reload,
+                dead_letters,
+                replay_dead_letter,
+                metrics_handler(state, throttle, STORE_PROBE_SECONDS),
+                *oauth_handlers(oauth),
+                *client_handlers(oauth),
+                *account_handlers(oauth),
+                *mcp.handlers,
+            ],
+            lifespan=[mcp.lifespan],
+            exception_handlers={Exception: _problem_response},
+            openapi_config=None,
+            logging_config=None,  # ours (gateway.logs) stays in charge of the format
+            on_startup=[start_background],
+            on_shutdown=[close_pool],
+            debug=False,
+        )
+    return app
