@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from gateway import metrics
 from gateway.host.runtime import PluginHost
-from gateway.logs import REQUEST_ID, UPSTREAM_TIMING, UpstreamTiming, logger
+from gateway.logs import REQUEST_ID, UPSTREAM_TIMING, UpstreamTiming, log_access
 from gateway.oauth.runtime import OAuthRuntime
 from gateway.queue.scheduler import Scheduler
 from gateway.queue.worker import Worker
@@ -116,14 +116,7 @@ class GatewayApp:
                     access = {"method": method, "path": path, "status": status}
                     access |= {"webhook": webhook.id, "duration_ms": _ms_since(started)}
                     access["client_ip"] = client_ip(scope)
-                    logger.info(
-                        "%s %s %d webhook=%s",
-                        method,
-                        path,
-                        status,
-                        webhook.id,
-                        extra={"access": access},
-                    )
+                    log_access("%s %s %d webhook=%s", (method, path, status, webhook.id), access)
                 return
             match = snapshot.table.match(method, path)
             if match is not None:
@@ -224,8 +217,7 @@ def _log_route(
         access["upstream_status"] = upstream.status
         access["upstream_duration_ms"] = round(upstream.seconds * 1000, 1)
     access["client_ip"] = client_ip(scope)
-    line = "%s %s %d %.1fms route=%s"
-    logger.info(line, method, path, status, elapsed, route_id, extra={"access": access})
+    log_access("%s %s %d %.1fms route=%s", (method, path, status, elapsed, route_id), access)
 
 
 def build_app(state: GatewayState) -> GatewayApp:
