@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import jinja2
 from jinja2 import nodes
 
+from gateway.compiler.shapes import compile_shape
 from gateway.snapshot.templates import TEMPLATE_GLOBALS, CompiledTemplate, environment
 
 __all__ = ["ERROR_NAMES", "REQUEST_NAMES", "RESPONSE_NAMES", "TemplateCompiler"]
@@ -67,8 +68,10 @@ class TemplateCompiler:
                 names = ", ".join(f"`{name}`" for name in unknown)
                 available = ", ".join(sorted(allowed))
                 return f"template uses unknown variable {names} (available: {available})"
+            # Paths encode every value as a segment (the environment's finalize): Jinja's.
+            fast = None if path else compile_shape(tree)
             template = env.from_string(tree)
         except jinja2.TemplateSyntaxError as exc:
             return f"template syntax error on its line {exc.lineno}: {exc.message}"
         constant = "{{" not in source and "{%" not in source and "{#" not in source
-        return CompiledTemplate(source, template, constant)
+        return CompiledTemplate(source, template, constant, fast)

@@ -8,7 +8,7 @@ parses and checks template text against it, and the serving layer only calls ``r
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +20,7 @@ from jinja2.nativetypes import NativeCodeGenerator, NativeEnvironment, NativeTem
 from jinja2.sandbox import SandboxedEnvironment
 
 from gateway.filters import combine, html_to_text, now_iso, pick, tojson
+from gateway.snapshot.shapes import Unshaped
 
 __all__ = [
     "TEMPLATE_ERRORS",
@@ -122,8 +123,16 @@ class CompiledTemplate:
     source: str
     template: jinja2.Template
     constant: bool
+    fast: Callable[[Mapping[str, Any]], Any] | None = None
+    """The same template as plain Python (gateway.compiler.shapes), when it is one of the
+    common shapes; data it does not handle is rendered by Jinja."""
 
     def render(self, context: Mapping[str, Any]) -> Any:
         if self.constant:
             return self.source
+        if self.fast is not None:
+            try:
+                return self.fast(context)
+            except Unshaped:
+                pass
         return self.template.render(context)
